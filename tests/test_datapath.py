@@ -7,12 +7,14 @@ sub-interface matches S-VLAN 1000 + C-VLAN 100, pops 1 on ingress and pushes S-V
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
+from scapy.packet import Packet
 from scapy.utils import rdpcap
 
 from simulator.datapath import (
@@ -85,8 +87,9 @@ def _iptv() -> ServicePath:
         ont_serial=SERIAL,
         uni=1,
         # Downstream translates back: pop C-VLAN 200, push VLAN 20 for the set-top box.
-        uni_subif=SubInterface("uni-ont1-eth1.iptv", (uni_rule,), egress_pop=1,
-                               egress_push=(Tag(20),)),
+        uni_subif=SubInterface(
+            "uni-ont1-eth1.iptv", (uni_rule,), egress_pop=1, egress_push=(Tag(20),)
+        ),
         olt_user_subif=_olt_user_subif("venet-ont1-eth1.iptv", 200),
         uplink_subif=_uplink_subif(2000, 200),
         uplink=UPLINK,
@@ -102,7 +105,7 @@ def _with_tags(frame: bytes, *tags: tuple[int, int]) -> bytes:
 
 def _layer_names(frame: bytes) -> list[str]:
     names: list[str] = []
-    layer = Ether(frame)
+    layer: Packet = Ether(frame)
     while layer:
         names.append(type(layer).__name__)
         layer = layer.payload
@@ -375,8 +378,7 @@ def test_describe_names_macs_tags_and_dhcp() -> None:
     assert "UDP 68 > 67" in text
     assert "DHCP Discover" in text
     assert "\n" not in text
-    assert describe(b"\x01\x02") == "malformed frame (2 bytes): 2 bytes is shorter than an " \
-        "Ethernet header"
+    assert describe(b"\x01\x02").startswith("malformed frame (2 bytes)")
 
 
 def test_legacy_qinq_tpid_is_parsed_and_kept() -> None:
@@ -423,7 +425,6 @@ def test_write_pcap_reads_back_the_same_frames(tmp_path: Path) -> None:
         lambda: SubInterface("s", (IngressRule("r", 1, "any"), IngressRule("r", 2, "any"))),
     ],
 )
-def test_invalid_configuration_is_refused(build: object) -> None:
-    assert callable(build)
+def test_invalid_configuration_is_refused(build: Callable[[], object]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message
         build()

@@ -192,6 +192,7 @@ def test_yang_example_is_valid_config() -> None:
     ("body", "complaint"),
     [
         ("<wan-vlan>5000</wan-vlan>", "out of the allowed range"),
+        ("<wan-vlan>4095</wan-vlan>", "out of the allowed range"),
         ("<phan-url>ftp://phan.example.net/x</phan-url>", "must be an http:// or https:// URL"),
         ("<phan-url>https://</phan-url>", "must be an http:// or https:// URL"),
         ("<phan-url>https://a b.example</phan-url>", "must be an http:// or https:// URL"),
