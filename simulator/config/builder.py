@@ -325,3 +325,32 @@ def delete_entries(
             _removed(ifs, IF, "interface", "name", n)
         out.append(ifs)
     return out
+
+
+def combine(elements: list[E]) -> list[E]:
+    """Merge top-level elements of the same tag into one, so a bulk edit copies each list once.
+
+    Builders return one ``<interfaces>`` per ONU; a thousand of them applied one by one would
+    copy the growing interface list a thousand times.
+    """
+    merged: dict[str, E] = {}
+    for el in elements:
+        tag = str(el.tag)
+        if tag not in merged:
+            ns = etree.QName(el).namespace or ""
+            merged[tag] = _el(None, ns, etree.QName(el).localname, nsmap={None: ns, "nc": NC})
+        target = merged[tag]
+        for child in el:
+            if len(child) and len(target) and _container_like(child):
+                existing = target.find(child.tag)
+                if existing is not None:
+                    existing.extend(list(child))
+                    continue
+            target.append(child)
+    return list(merged.values())
+
+
+def _container_like(el: E) -> bool:
+    # Second-level containers (tconts, gemports, forwarders, ...) merge; list entries don't.
+    return etree.QName(el).localname in {"tconts", "gemports", "traffic-descriptor-profiles",
+                                         "forwarders"}

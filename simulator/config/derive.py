@@ -296,3 +296,65 @@ def check_network_services(root: DNode, hw: Hardware) -> None:
                     path=f"/if:interfaces/if:interface[if:name='{name}']",
                     app_tag="network-service-missing",
                 )
+
+
+@dataclass(slots=True)
+class OnuEntries:
+    """Every configuration entry that belongs to one ONU, for removing it whole."""
+
+    interfaces: list[str] = field(default_factory=list)
+    forwarders: list[str] = field(default_factory=list)
+    gemports: list[str] = field(default_factory=list)
+    tconts: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+
+
+def onu_entries(root: DNode, vani: str, *, keep_registration: bool = False) -> OnuEntries:
+    """The entries of ONU ``vani``: its services, v-enets, UNIs, GEM ports, T-CONTs, links.
+
+    With ``keep_registration`` the v-ani and ani stay (remove the services only).
+    """
+    out = OnuEntries()
+    ifs = root.get(IF, "interfaces")
+    entries = list(ifs.entries(IF, "interface")) if ifs is not None else []
+    venets = {e.leaf("name") or "" for e in entries
+              if (ve := e.get(VANI, "olt-v-enet")) is not None
+              and ve.leaf("lower-layer-interface") == vani}
+    lt = root.get(LT, "link-table")
+    unis: set[str] = set()
+    anis: set[str] = set()
+    for link in lt.entries(LT, "link-table") if lt is not None else ():
+        src = link.leaf("from-interface") or ""
+        targets = {t.value for t in link.entries(LT, "to-interface")}
+        if targets & venets:
+            unis.add(src)
+            out.links.append(src)
+        elif vani in targets and not keep_registration:
+            anis.add(src)
+            out.links.append(src)
+    subifs = {e.leaf("name") or "" for e in entries
+              if (sl := e.path(SUBIF, "subif-lower-layer")) is not None
+              and sl.leaf("interface") in venets | unis}
+    fw = root.path(L2F, "forwarding", "forwarders")
+    for f in fw.entries(L2F, "forwarder") if fw is not None else ():
+        ports = f.get(L2F, "ports")
+        subs = {p.leaf("sub-interface") for p in
+                (ports.entries(L2F, "port") if ports is not None else ())}
+        if subs & subifs:
+            out.forwarders.append(f.leaf("name") or "")
+            # The uplink side of the forwarder belongs to this service alone.
+            subifs |= {s for s in subs if s}
+    gem = root.get(GEM, "xpongemtcont")
+    if gem is not None:
+        gps = gem.get(GEM, "gemports")
+        for g in gps.entries(GEM, "gemport") if gps is not None else ():
+            if g.leaf("interface") in venets:
+                out.gemports.append(g.leaf("name") or "")
+        tcs = gem.get(GEM, "tconts")
+        for t in tcs.entries(GEM, "tcont") if tcs is not None else ():
+            if t.leaf("interface-reference") == vani and not keep_registration:
+                out.tconts.append(t.leaf("name") or "")
+    out.interfaces = sorted(subifs) + sorted(venets) + sorted(unis)
+    if not keep_registration:
+        out.interfaces += [*sorted(anis), vani]
+    return out

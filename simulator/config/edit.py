@@ -94,7 +94,7 @@ def _merge_children(
         if not isinstance(el.tag, str):
             continue
         try:
-            touched |= _apply_child(result, s, el, inherited, path)
+            touched |= _apply_child(result, s, el, inherited, path, ctx)
         except RpcError as err:
             if not ctx.keep_going:
                 raise
@@ -105,7 +105,12 @@ def _merge_children(
 
 
 def _apply_child(
-    result: DNode, parent_schema: SNode, el: etree._Element, inherited: Operation, path: str
+    result: DNode,
+    parent_schema: SNode,
+    el: etree._Element,
+    inherited: Operation,
+    path: str,
+    ctx: _Ctx,
 ) -> bool:
     """Apply one child element to ``result`` (a private copy); True if it changed anything."""
     s = lookup(parent_schema, el, path)
@@ -141,7 +146,9 @@ def _apply_child(
 
     base = None if op in ("replace", "create") else existing
     child_inherit: Operation = "merge" if op in ("replace", "create") else op
-    new = _merge_children(base, s, list(el), child_inherit, cpath, _Ctx(False))
+    # A list entry is applied whole or not at all, also under continue-on-error.
+    inner = ctx if s.kind == "container" else _Ctx(False)
+    new = _merge_children(base, s, list(el), child_inherit, cpath, inner)
     if new is None:
         if op == "none":
             return False

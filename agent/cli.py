@@ -1,0 +1,16 @@
+"""The ``ponctl`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from simulator.commands import app as sim_app
+
+app = typer.Typer(help="ponctl: provisioning agent for fibre (PON) networks.",
+                  no_args_is_help=True, add_completion=False)
+app.add_typer(sim_app, name="sim")
+
+
+def main() -> None:
+    """Console entry point."""
+    app(prog_name="ponctl")

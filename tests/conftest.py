@@ -1,0 +1,42 @@
+"""Shared fixtures: a watchdog that fails any async test which blocks the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+BLOCK_LIMIT = 1.0  # seconds a single callback may hold the loop before the test fails
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fn = getattr(item, "function", None)
+        if fn is not None and asyncio.iscoroutinefunction(fn):
+            item.fixturenames.insert(0, "_loop_watchdog")  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def _loop_watchdog() -> AsyncIterator[None]:
+    """Measure how late a 20 ms heartbeat wakes up; a long stall means something blocked."""
+    worst = 0.0
+    stop = False
+
+    async def beat() -> None:
+        nonlocal worst
+        while not stop:
+            t = time.perf_counter()
+            await asyncio.sleep(0.02)
+            worst = max(worst, time.perf_counter() - t - 0.02)
+
+    task = asyncio.create_task(beat())
+    yield
+    stop = True
+    await task
+    if worst > BLOCK_LIMIT:
+        pytest.fail(f"the event loop was blocked for {worst:.2f} s (limit {BLOCK_LIMIT} s)")

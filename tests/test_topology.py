@@ -1,0 +1,81 @@
+"""Topology files: the shipped labs load; bad ones fail naming file, field and reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simulator.lab import Lab
+from simulator.topology import TopologyError, load_topology, parse_topology
+from tests.conftest import REPO
+
+MINIMAL = {"olts": [{"name": "olt1", "uplinks": [{"port": "0/9/0", "vlans": [1000]}]}]}
+
+
+def test_default_lab_loads_and_builds() -> None:
+    lab = Lab(load_topology(REPO / "configs" / "lab.yaml"))
+    st = lab.status()
+    assert st["olts"] == 2
+    assert st["onts"] == 8
+    assert st["ont_states"]["operational"] == 2
+    assert {g.protocols for g in lab.gateways.values()} == {
+        frozenset({"netconf"}), frozenset({"snmp"}), frozenset({"ssh"})}
+    assert len({d.address for d in lab.devices.values()}) == len(lab.devices)
+    assert all(d.address.startswith("127.") for d in lab.devices.values())
+
+
+def test_scale_lab_has_8192_onts_and_gateways() -> None:
+    topo = load_topology(REPO / "configs" / "lab-scale.yaml")
+    assert len(topo.olts) == 8
+    per_olt = [len(o.port_names()) * (o.generate.onts_per_port if o.generate else 0)
+               for o in topo.olts]
+    assert sum(per_olt) == 8192
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"olts": [{"name": "olt1", "uplinks": [{"port": "0/9/0", "vlans": [5000]}]}]},
+     "olts[0].uplinks[0].vlans[0]"),
+    ({"olts": [{"name": "olt1", "uplinks": [{"port": "0/9/0", "vlans": ["9-1"]}]}]},
+     "VLAN range '9-1'"),
+    ({"olts": [{"name": "olt 1", "uplinks": [{"port": "0/9/0", "vlans": [1]}]}]},
+     "olts[0].name"),
+    ({"olts": [{"name": "olt1", "uplinks": [{"port": "0/9/0", "vlans": [1]}],
+                "onts": [{"serial": "XYZ", "port": "0/1/0"}]}]},
+     "olts[0].onts[0].serial"),
+    ({"olts": [{"name": "olt1", "uplinks": [{"port": "0/9/0", "vlans": [1]}],
+                "onts": [{"serial": "ABCD00000001", "port": "0/7/7"}]}]},
+     "which this OLT does not have"),
+    ({"address_base": "10.0.0.1", **MINIMAL}, "address_base"),
+    ({"olts": [{"name": "olt1", "uplinks": [{"port": "0/9/0", "vlans": [1]}]}],
+      "colour": "red"}, "colour: Extra inputs are not permitted"),
+    ({"defaults": {"snmp": {"community_ro": "x", "community_rw": "x"}}, **MINIMAL},
+     "must differ"),
+])
+def test_errors_name_the_file_the_field_and_the_reason(change: dict[str, object],
+                                                       expected: str) -> None:
+    with pytest.raises(TopologyError) as err:
+        parse_topology(change, "lab.yaml")
+    assert str(err.value).startswith("lab.yaml: ")
+    assert expected in str(err.value)
+
+
+def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
+    with pytest.raises(TopologyError, match="cannot read"):
+        load_topology(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("olts: [unclosed\n")
+    with pytest.raises(TopologyError, match="not valid YAML"):
+        load_topology(bad)
+    bad.write_text("- just a list\n")
+    with pytest.raises(TopologyError, match="must be a mapping"):
+        load_topology(bad)
+
+
+def test_pre_configured_service_without_network_vlan_is_refused() -> None:
+    topo = parse_topology({"olts": [{
+        "name": "olt1", "uplinks": [{"port": "0/9/0", "vlans": [1000]}],
+        "onts": [{"serial": "ABCD00000001", "port": "0/1/0", "configured": {
+            "onu_id": 1, "services": [{"c_vlan": 100, "s_vlan": 3000}]}}]}]}, "lab.yaml")
+    with pytest.raises(ValueError, match="S-VLAN 3000"):
+        Lab(topo)
