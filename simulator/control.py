@@ -13,7 +13,7 @@ import json
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from simulator import datapath as dp
 from simulator.config import builder as b
@@ -37,11 +37,11 @@ class FaultBody(_Body):
 
 
 class OnBody(_Body):
-    on: bool
+    on: StrictBool
 
 
 class OkBody(_Body):
-    ok: bool
+    ok: StrictBool
 
 
 class PlugBody(_Body):

@@ -389,14 +389,19 @@ class Olt(Device):
         del self.locks[ds]
 
     def session_closed(self, session: int) -> None:
-        """Release what a session held: its locks, and an unconfirmed non-persist commit."""
+        """Release what a session held: its locks, and an unconfirmed non-persist commit.
+
+        A session that held the candidate lock takes its uncommitted changes with it
+        (RFC 6241 section 8.3.5.2).
+        """
+        held_candidate = self.locks.get("candidate") == session
         for ds, owner in list(self.locks.items()):
             if owner == session:
                 del self.locks[ds]
         pending = self.confirm
         if pending is not None and pending.session == session and pending.persist is None:
             self._rollback_confirmed("the session that made the confirmed commit closed")
-        if session == self.locks.get("candidate"):
+        if held_candidate:
             self.candidate = self.running
         self.session_closers.pop(session, None)
 

@@ -210,15 +210,16 @@ class Lab:
             raise
 
     async def _start_face(self, face: str, device: Device, port: int) -> Face:
+        assert isinstance(device, Olt | Gateway)
         if face == "netconf":
             from simulator.netconf.server import NetconfServer
 
-            return await NetconfServer.start(device, device.address, port,  # type: ignore[arg-type]
+            return await NetconfServer.start(device, device.address, port,
                                              self.host_key(device))
         if face == "ssh":
             from simulator.cli.server import CliServer
 
-            return await CliServer.start(device, device.address, port,  # type: ignore[arg-type]
+            return await CliServer.start(device, device.address, port,
                                          self.host_key(device))
         from simulator.snmp.agent import SnmpAgent
 

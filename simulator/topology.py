@@ -156,7 +156,7 @@ class Generate(_Model):
 
 class Uplink(_Model):
     port: str
-    vlans: list[VlanId | str] = Field(min_length=1)
+    vlans: list[int | str] = Field(min_length=1)
 
     @field_validator("port")
     @classmethod
@@ -165,25 +165,33 @@ class Uplink(_Model):
             raise ValueError(f"{v!r} is not an uplink port like 0/9/0")
         return v
 
-    def vlan_set(self) -> frozenset[int]:
-        out: set[int] = set()
-        for item in self.vlans:
-            if isinstance(item, int):
-                out.add(item)
-                continue
-            m = re.fullmatch(r"(\d{1,4})-(\d{1,4})", item.strip())
-            if m is None:
-                raise ValueError(f"{item!r} is neither a VLAN id nor a range like 1000-1099")
-            lo, hi = int(m.group(1)), int(m.group(2))
-            if not 1 <= lo <= hi <= 4094:
-                raise ValueError(f"VLAN range {item!r} must lie within 1..4094, low to high")
-            out.update(range(lo, hi + 1))
-        return frozenset(out)
+    @field_validator("vlans")
+    @classmethod
+    def _vlans(cls, v: list[int | str]) -> list[int | str]:
+        _vlan_set(v)
+        return v
 
-    @model_validator(mode="after")
-    def _check(self) -> Uplink:
-        self.vlan_set()
-        return self
+    def vlan_set(self) -> frozenset[int]:
+        """The network VLANs this uplink carries (ranges expanded)."""
+        return _vlan_set(self.vlans)
+
+
+def _vlan_set(items: list[int | str]) -> frozenset[int]:
+    out: set[int] = set()
+    for item in items:
+        if isinstance(item, int):
+            if not 1 <= item <= 4094:
+                raise ValueError(f"VLAN {item} is outside 1..4094")
+            out.add(item)
+            continue
+        m = re.fullmatch(r"(\d{1,4})-(\d{1,4})", item.strip())
+        if m is None:
+            raise ValueError(f"{item!r} is neither a VLAN id nor a range like 1000-1099")
+        lo, hi = int(m.group(1)), int(m.group(2))
+        if not 1 <= lo <= hi <= 4094:
+            raise ValueError(f"VLAN range {item!r} must lie within 1..4094, low to high")
+        out.update(range(lo, hi + 1))
+    return frozenset(out)
 
 
 class OltSpec(_Model):

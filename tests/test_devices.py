@@ -193,3 +193,13 @@ async def test_gateway_is_reachable_only_with_an_active_service() -> None:
     with pytest.raises(RpcError):
         gw.set(wan_vlan=5000)
     assert gw.wan_vlan == 100
+
+
+def test_closing_the_candidate_lock_holder_discards_its_changes() -> None:
+    olt = make_olt()
+    olt.lock("candidate", 3)
+    olt.edit_config("candidate", b.onu_registration(ONU), session=3)
+    assert olt.candidate is not olt.running
+    olt.session_closed(3)
+    assert olt.candidate is olt.running
+    assert "candidate" not in olt.locks

@@ -35,7 +35,7 @@ def test_scale_lab_has_8192_onts_and_gateways() -> None:
 
 @pytest.mark.parametrize(("change", "expected"), [
     ({"olts": [{"name": "olt1", "uplinks": [{"port": "0/9/0", "vlans": [5000]}]}]},
-     "olts[0].uplinks[0].vlans[0]"),
+     "olts[0].uplinks[0].vlans: Value error, VLAN 5000 is outside 1..4094"),
     ({"olts": [{"name": "olt1", "uplinks": [{"port": "0/9/0", "vlans": ["9-1"]}]}]},
      "VLAN range '9-1'"),
     ({"olts": [{"name": "olt 1", "uplinks": [{"port": "0/9/0", "vlans": [1]}]}]},

@@ -76,15 +76,14 @@ class OltView:
     onus: dict[str, OnuConfig] = field(default_factory=dict)  # by v-ani name
     services: dict[str, ServiceConfig] = field(default_factory=dict)  # by forwarder name
     other_forwarders: list[str] = field(default_factory=list)
+    by_serial: dict[str, OnuConfig] = field(default_factory=dict)
+    by_vani: dict[str, list[ServiceConfig]] = field(default_factory=dict)
 
     def onu_by_serial(self, serial: str) -> OnuConfig | None:
-        for onu in self.onus.values():
-            if onu.serial is not None and onu.serial.upper() == serial.upper():
-                return onu
-        return None
+        return self.by_serial.get(serial.upper())
 
     def services_of(self, vani: str) -> list[ServiceConfig]:
-        return [s for s in self.services.values() if s.vani == vani]
+        return self.by_vani.get(vani, [])
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +262,11 @@ def derive(root: DNode, hw: Hardware) -> OltView:
             fname, vani, uni, c_vlan or 0, s_vlan or 0, hw.uplink_to_port[nsub.lower],
             _int(g.leaf("gemport-id")) if g is not None else None, alloc, profile,
             uni_sub, usub, nsub, tuple(problems))
+    for onu in view.onus.values():
+        if onu.serial is not None:
+            view.by_serial[onu.serial.upper()] = onu
+    for svc in view.services.values():
+        view.by_vani.setdefault(svc.vani, []).append(svc)
     return view
 
 

@@ -1,0 +1,5 @@
+"""``python -m agent`` runs the ``ponctl`` command."""
+
+from agent.cli import main
+
+main()
