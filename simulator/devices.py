@@ -431,6 +431,7 @@ class Olt(Device):
     def check(self, root: DNode, base: DNode | None = None) -> None:
         """Everything a commit checks: YANG constraints and the network's VLANs."""
         vd.validate(root, base)
+        dv.check_unique(root)
         dv.check_network_services(root, self.hw)
 
     def validate(self, source: str) -> None:
@@ -512,11 +513,22 @@ class Olt(Device):
         return not self.running.same(self.startup)
 
     def set_running(self, root: DNode) -> None:
-        """Make ``root`` the running config and let the hardware follow it."""
+        """Make ``root`` the running config and let the hardware follow it.
+
+        Only ONTs whose registration or services changed are reconciled, so a commit for one
+        ONU costs the same on an OLT with one ONT as on one with a thousand.
+        """
+        old = self.view
         self.running = root
-        self.view = dv.derive(root, self.hw)
+        self.view = new = dv.derive(root, self.hw)
         self.emit(DeviceEvent("config-changed", self.name))
         for ont in list(self.onts.values()):
+            before = old.by_serial.get(ont.serial)
+            after = new.by_serial.get(ont.serial)
+            vani = after.vani if after is not None else None
+            if (before == after and (vani is None
+                                     or old.by_vani.get(vani) == new.by_vani.get(vani))):
+                continue
             self.reconcile_ont(ont)
 
     def reboot(self) -> None:

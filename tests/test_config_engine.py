@@ -189,8 +189,9 @@ def test_duplicate_serial_and_onu_id_are_refused() -> None:
                    for el in b.onu_registration(b.OnuSpec("0/1/0", 1, "ABCD0000FFFF"))]
     for cfg in (same_serial, same_onu_id):
         new = ed.edit(root, cfg).root
+        vd.validate(new, root)
         with pytest.raises(RpcError) as err:
-            vd.validate(new, root)
+            dv.check_unique(new)
         assert err.value.app_tag == "data-not-unique"
 
 

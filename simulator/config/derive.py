@@ -7,6 +7,7 @@ CLI displays) needs to know which ONU is expected where and which VLAN services 
 from __future__ import annotations
 
 import re
+import weakref
 from dataclasses import dataclass, field
 
 from simulator.config.errors import RpcError
@@ -99,7 +100,19 @@ def _int(v: str | None) -> int | None:
     return int(v) if v is not None else None
 
 
+# Parsed sub-interfaces, per (immutable, shared) tree node: a commit that adds one ONU re-parses
+# only that ONU's entries, not the thousands that did not change.
+_SUBIFS: weakref.WeakKeyDictionary[DNode, SubIf] = weakref.WeakKeyDictionary()
+
+
 def _subif(e: DNode) -> SubIf:
+    cached = _SUBIFS.get(e)
+    if cached is None:
+        cached = _SUBIFS[e] = _parse_subif(e)
+    return cached
+
+
+def _parse_subif(e: DNode) -> SubIf:
     name = e.leaf("name") or ""
     lower = e.path(SUBIF, "subif-lower-layer")
     ifp = e.get(SUBIF, "inline-frame-processing")
@@ -150,93 +163,176 @@ def _rule(r: DNode) -> TagRule:
     return TagRule(r.leaf("name") or "", int(r.leaf("priority") or 0), match, tags, pop, push)
 
 
+@dataclass(frozen=True, slots=True)
+class _If:
+    """What derivation needs from one interface entry, parsed once per entry version."""
+
+    name: str
+    kind: str | None
+    description: str
+    pair_ref: str | None = None  # channel-termination -> channel-pair
+    partition_ref: str | None = None  # channel-pair -> channel-partition
+    serial: str | None = None  # v-ani
+    onu_id: int | None = None
+    partition: str | None = None
+    preferred_pair: str | None = None
+    venet_lower: str | None = None  # olt-v-enet -> v-ani
+    subif: SubIf | None = None
+
+
+_IFS: weakref.WeakKeyDictionary[DNode, _If] = weakref.WeakKeyDictionary()
+_ROWS: weakref.WeakKeyDictionary[DNode, tuple[str | None, ...]] = weakref.WeakKeyDictionary()
+_LEAVES: weakref.WeakKeyDictionary[DNode, dict[tuple[str, ...], tuple[str | None, ...]]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _if(e: DNode) -> _If:
+    cached = _IFS.get(e)
+    if cached is not None:
+        return cached
+    kw: dict[str, object] = {}
+    ct = e.get(XPON, "channel-termination")
+    if ct is not None:
+        kw["pair_ref"] = ct.leaf("channel-pair-ref")
+    cp = e.get(XPON, "channel-pair")
+    if cp is not None:
+        kw["partition_ref"] = cp.leaf("channel-partition-ref")
+    v = e.get(VANI, "v-ani")
+    if v is not None:
+        sn = v.leaf("expected-serial-number")
+        kw.update(serial=sn.upper() if sn else None, onu_id=_int(v.leaf("onu-id")),
+                  partition=v.leaf("channel-partition"),
+                  preferred_pair=v.leaf("preferred-channel-pair"))
+    ve = e.get(VANI, "olt-v-enet")
+    if ve is not None:
+        kw["venet_lower"] = ve.leaf("lower-layer-interface") or ""
+    if e.get(SUBIF, "subif-lower-layer") is not None:
+        kw["subif"] = _subif(e)
+    facts = _If(e.leaf("name") or "", identity_name(e.leaf("type")),
+                e.leaf("description") or "", **kw)  # type: ignore[arg-type]
+    _IFS[e] = facts
+    return facts
+
+
+def _row(e: DNode, *leaves: str) -> tuple[str | None, ...]:
+    """Some leaves of a list entry, cached per entry version."""
+    per_node = _LEAVES.get(e)
+    if per_node is None:
+        per_node = _LEAVES[e] = {}
+    cached = per_node.get(leaves)
+    if cached is None:
+        cached = per_node[leaves] = tuple(e.leaf(n) for n in leaves)
+    return cached
+
+
+_PER_ROOT: weakref.WeakKeyDictionary[DNode, list[_If]] = weakref.WeakKeyDictionary()
+
+
+def interfaces(root: DNode) -> list[_If]:
+    """Facts of every interface entry; computed once per tree (checks and derive share it)."""
+    ifs = root.get(IF, "interfaces")
+    if ifs is None:
+        return []
+    cached = _PER_ROOT.get(ifs)
+    if cached is None:
+        cached = _PER_ROOT[ifs] = [_if(e) for e in ifs.children.values()
+                                   if e.schema.kind == "list"]
+    return cached
+
+
+def _links(root: DNode) -> list[tuple[str, tuple[str, ...]]]:
+    lt = root.get(LT, "link-table")
+    out = []
+    for link in lt.entries(LT, "link-table") if lt is not None else ():
+        cached = _ROWS.get(link)
+        if cached is None:
+            cached = _ROWS[link] = (link.leaf("from-interface"),
+                                    *(t.value for t in link.entries(LT, "to-interface")))
+        out.append((cached[0] or "", tuple(t for t in cached[1:] if t)))
+    return out
+
+
+def _gem_rows(root: DNode, container: str, entry: str,
+              *leaves: str) -> list[tuple[str | None, ...]]:
+    c = root.path(GEM, "xpongemtcont", container)
+    return [_row(e, *leaves) for e in c.entries(GEM, entry)] if c is not None else []
+
+
+def _forwarders(root: DNode) -> list[tuple[str, tuple[str, ...]]]:
+    fw = root.path(L2F, "forwarding", "forwarders")
+    out = []
+    for f in fw.entries(L2F, "forwarder") if fw is not None else ():
+        cached = _ROWS.get(f)
+        if cached is None:
+            ports = f.get(L2F, "ports")
+            cached = _ROWS[f] = (f.leaf("name"), *(
+                p.leaf("sub-interface") for p in
+                (ports.entries(L2F, "port") if ports is not None else ())))
+        out.append((cached[0] or "", tuple(p for p in cached[1:] if p)))
+    return out
+
+
 def derive(root: DNode, hw: Hardware) -> OltView:
     """Read the registrations and services out of a (valid) configuration tree."""
     view = OltView()
-    ifs = root.get(IF, "interfaces")
-    by_name: dict[str, DNode] = {}
-    if ifs is not None:
-        by_name = {e.leaf("name") or "": e for e in ifs.entries(IF, "interface")}
+    facts = interfaces(root)
+    by_name = {f.name: f for f in facts}
     pair_to_ct: dict[str, str] = {}
     part_to_ct: dict[str, str] = {}
-    for name, e in by_name.items():
-        ct = e.get(XPON, "channel-termination")
-        if ct is not None and name in hw.ct_to_port:
-            pair = ct.leaf("channel-pair-ref")
-            if pair:
-                pair_to_ct[pair] = name
-                cp = by_name.get(pair)
-                cpn = cp.get(XPON, "channel-pair") if cp is not None else None
-                part = cpn.leaf("channel-partition-ref") if cpn is not None else None
-                if part:
-                    part_to_ct.setdefault(part, name)
+    for f in facts:
+        if f.pair_ref and f.name in hw.ct_to_port:
+            pair_to_ct[f.pair_ref] = f.name
+            pair = by_name.get(f.pair_ref)
+            if pair is not None and pair.partition_ref:
+                part_to_ct.setdefault(pair.partition_ref, f.name)
 
     venet_to_vani: dict[str, str] = {}
-    for name, e in by_name.items():
-        v = e.get(VANI, "v-ani")
-        if v is not None:
-            ct_if = pair_to_ct.get(v.leaf("preferred-channel-pair") or "") or part_to_ct.get(
-                v.leaf("channel-partition") or "")
-            view.onus[name] = OnuConfig(
-                name, v.leaf("expected-serial-number"), _int(v.leaf("onu-id")),
-                hw.ct_to_port.get(ct_if or ""), e.leaf("description") or "")
-        ve = e.get(VANI, "olt-v-enet")
-        if ve is not None:
-            venet_to_vani[name] = ve.leaf("lower-layer-interface") or ""
+    subif_by_lower: dict[str, SubIf] = {}
+    for f in facts:
+        if f.kind == "v-ani":
+            ct_if = pair_to_ct.get(f.preferred_pair or "") or part_to_ct.get(f.partition or "")
+            view.onus[f.name] = OnuConfig(f.name, f.serial, f.onu_id,
+                                          hw.ct_to_port.get(ct_if or ""), f.description)
+        elif f.venet_lower is not None:
+            venet_to_vani[f.name] = f.venet_lower
+        if f.subif is not None:
+            subif_by_lower.setdefault(f.subif.lower, f.subif)
 
     # ONU-side UNIs are linked to OLT-side v-enets by the link table.
     venet_to_uni: dict[str, str] = {}
-    lt = root.get(LT, "link-table")
-    for link in lt.entries(LT, "link-table") if lt is not None else ():
-        src = link.leaf("from-interface") or ""
-        for target in link.entries(LT, "to-interface"):
-            if target.value is not None and target.value in venet_to_vani:
-                venet_to_uni[target.value] = src
-    uni_subifs: dict[str, SubIf] = {}
-    for e in by_name.values():
-        if e.get(SUBIF, "subif-lower-layer") is not None:
-            sub = _subif(e)
-            uni_subifs.setdefault(sub.lower, sub)
+    for src, targets in _links(root):
+        for target in targets:
+            if target in venet_to_vani:
+                venet_to_uni[target] = src
 
-    gem_by_venet: dict[str, DNode] = {}
-    tconts: dict[str, DNode] = {}
-    gem = root.get(GEM, "xpongemtcont")
-    if gem is not None:
-        gps = gem.get(GEM, "gemports")
-        for gp in gps.entries(GEM, "gemport") if gps is not None else ():
-            gem_by_venet.setdefault(gp.leaf("interface") or "", gp)
-        tcs = gem.get(GEM, "tconts")
-        for tc in tcs.entries(GEM, "tcont") if tcs is not None else ():
-            tconts[tc.leaf("name") or ""] = tc
+    gem_by_venet: dict[str, tuple[str | None, ...]] = {}
+    for row in _gem_rows(root, "gemports", "gemport", "interface", "gemport-id", "tcont-ref"):
+        gem_by_venet.setdefault(row[0] or "", row)
+    tconts = {t[0] or "": t for t in _gem_rows(root, "tconts", "tcont", "name", "alloc-id",
+                                                "traffic-descriptor-profile-ref")}
 
-    fw = root.path(L2F, "forwarding", "forwarders")
-    for f in fw.entries(L2F, "forwarder") if fw is not None else ():
-        fname = f.leaf("name") or ""
-        ports = f.get(L2F, "ports")
-        subs = [by_name.get(p.leaf("sub-interface") or "")
-                for p in (ports.entries(L2F, "port") if ports is not None else ())]
+    for fname, subs in _forwarders(root):
         user = net = None
-        for s in subs:
-            if s is None:
+        for sub_name in subs:
+            sf = by_name.get(sub_name)
+            if sf is None or sf.subif is None:
                 continue
-            lower = (s.path(SUBIF, "subif-lower-layer") or s).leaf("interface", SUBIF) or ""
-            if lower in venet_to_vani:
-                user = s
-            elif lower in hw.uplink_to_port:
-                net = s
+            if sf.subif.lower in venet_to_vani:
+                user = sf.subif
+            elif sf.subif.lower in hw.uplink_to_port:
+                net = sf.subif
         if user is None or net is None:
             view.other_forwarders.append(fname)
             continue
-        usub, nsub = _subif(user), _subif(net)
-        vani = venet_to_vani[usub.lower]
+        vani = venet_to_vani[user.lower]
         problems: list[str] = []
-        c_vlan = next((t[1] for r in usub.rules for t in r.tags[:1] if t[1]), None)
-        s_tags = [t for r in nsub.rules for t in r.tags[:1] if t[1]]
-        s_vlan = s_tags[0][1] if s_tags else next((v for _, v in nsub.egress_push), None)
-        uni_if = venet_to_uni.get(usub.lower)
+        c_vlan = next((t[1] for r in user.rules for t in r.tags[:1] if t[1]), None)
+        s_tags = [t for r in net.rules for t in r.tags[:1] if t[1]]
+        s_vlan = s_tags[0][1] if s_tags else next((v for _, v in net.egress_push), None)
+        uni_if = venet_to_uni.get(user.lower)
         uni = 0
         if uni_if is None:
-            problems.append(f"v-enet {usub.lower!r} is not linked to an ONU UNI in the link-table")
+            problems.append(f"v-enet {user.lower!r} is not linked to an ONU UNI in the link-table")
         else:
             m = UNI_NAME.search(uni_if)
             if m is None:
@@ -244,27 +340,26 @@ def derive(root: DNode, hw: Hardware) -> OltView:
                                 "(its name must end in eth1..eth4)")
             else:
                 uni = int(m.group(1))
-        g = gem_by_venet.get(usub.lower)
+        g = gem_by_venet.get(user.lower)
         alloc = profile = None
         if g is None:
-            problems.append(f"no GEM port carries v-enet {usub.lower!r}")
+            problems.append(f"no GEM port carries v-enet {user.lower!r}")
         else:
-            t = tconts.get(g.leaf("tcont-ref") or "")
-            if t is not None:
-                alloc = _int(t.leaf("alloc-id"))
-                profile = t.leaf("traffic-descriptor-profile-ref")
+            tc = tconts.get(g[2] or "")
+            if tc is not None:
+                alloc, profile = _int(tc[1]), tc[2]
         if c_vlan is None:
-            problems.append(f"sub-interface {usub.name!r} matches no C-VLAN")
-        uni_sub = uni_subifs.get(uni_if or "")
+            problems.append(f"sub-interface {user.name!r} matches no C-VLAN")
+        uni_sub = subif_by_lower.get(uni_if or "")
         if uni_sub is None and uni_if is not None:
             problems.append(f"UNI {uni_if!r} has no VLAN sub-interface (no tagging rule)")
         view.services[fname] = ServiceConfig(
-            fname, vani, uni, c_vlan or 0, s_vlan or 0, hw.uplink_to_port[nsub.lower],
-            _int(g.leaf("gemport-id")) if g is not None else None, alloc, profile,
-            uni_sub, usub, nsub, tuple(problems))
+            fname, vani, uni, c_vlan or 0, s_vlan or 0, hw.uplink_to_port[net.lower],
+            _int(g[1]) if g is not None else None, alloc, profile,
+            uni_sub, user, net, tuple(problems))
     for onu in view.onus.values():
         if onu.serial is not None:
-            view.by_serial[onu.serial.upper()] = onu
+            view.by_serial[onu.serial] = onu
     for svc in view.services.values():
         view.by_vani.setdefault(svc.vani, []).append(svc)
     return view
@@ -276,30 +371,57 @@ def check_network_services(root: DNode, hw: Hardware) -> None:
     An S-VLAN outside the uplink's network VLANs would be a service that goes nowhere: the
     network service is missing, which the operator must fix in the network, not on the OLT.
     """
-    ifs = root.get(IF, "interfaces")
-    if ifs is None:
-        return
-    for e in ifs.entries(IF, "interface"):
-        lower = e.path(SUBIF, "subif-lower-layer")
-        low = lower.leaf("interface") if lower is not None else None
-        if low is None or low not in hw.uplink_to_port:
+    for f in interfaces(root):
+        sub = f.subif
+        if sub is None or sub.lower not in hw.uplink_to_port:
             continue
-        sub = _subif(e)
-        port = hw.uplink_to_port[low]
+        port = hw.uplink_to_port[sub.lower]
         carried = hw.uplink_vlans.get(port, frozenset())
         vlans = {t[1] for r in sub.rules for t in r.tags[:1] if t[1]}
         vlans |= {v for _, v in sub.egress_push[:1]}
         for vlan in sorted(vlans):
             if vlan not in carried:
-                name = e.leaf("name")
                 have = ", ".join(str(v) for v in sorted(carried)) or "none"
                 raise RpcError(
                     "invalid-value",
                     f"network service missing: S-VLAN {vlan} is not carried by uplink {port} "
                     f"(its network VLANs: {have})",
-                    path=f"/if:interfaces/if:interface[if:name='{name}']",
+                    path=f"/if:interfaces/if:interface[if:name='{f.name}']",
                     app_tag="network-service-missing",
                 )
+
+
+def check_unique(root: DNode) -> None:
+    """Serials, onu-ids per channel partition, alloc-ids and GEM port ids must not repeat."""
+    serials: dict[str, str] = {}
+    onu_ids: dict[tuple[str, int], str] = {}
+    for f in interfaces(root):
+        if f.kind != "v-ani":
+            continue
+        where = f"/if:interfaces/if:interface[if:name='{f.name}']"
+        if f.serial is not None:
+            other = serials.setdefault(f.serial, f.name)
+            if other != f.name:
+                raise RpcError("invalid-value",
+                               f"serial {f.serial} is already expected by v-ani {other!r}",
+                               path=where, app_tag="data-not-unique")
+        if f.onu_id is not None:
+            other = onu_ids.setdefault((f.partition or "", f.onu_id), f.name)
+            if other != f.name:
+                raise RpcError("invalid-value",
+                               f"onu-id {f.onu_id} on {f.partition} is already used by v-ani "
+                               f"{other!r}", path=where, app_tag="data-not-unique")
+    for cont, entry, leaf in (("tconts", "tcont", "alloc-id"),
+                              ("gemports", "gemport", "gemport-id")):
+        seen: dict[str, str] = {}
+        for name, num in _gem_rows(root, cont, entry, "name", leaf):
+            if num is None:
+                continue
+            other = seen.setdefault(num, name or "")
+            if other != name:
+                raise RpcError("invalid-value", f"{leaf} {num} is already used by {other!r}",
+                               path=f"/bbf-xpongemtcont:xpongemtcont/{cont}",
+                               app_tag="data-not-unique")
 
 
 @dataclass(slots=True)

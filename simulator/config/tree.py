@@ -27,7 +27,7 @@ def _ns(nsmap: dict[str | None, str] | None) -> dict[str, str] | None:
     return cast(dict[str, str] | None, nsmap)
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, weakref_slot=True)
 class DNode:
     """A data node: a container or list entry (``children``) or a leaf (``value``)."""
 

@@ -6,17 +6,28 @@ walked, plus a full leafref walk when something that can be referenced was remov
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 
 from simulator.config.errors import RpcError
-from simulator.config.namespaces import GEM, IF, QOSCLS, QOSPOL, VANI
+from simulator.config.namespaces import GEM, IF, QOSCLS, QOSPOL
 from simulator.config.tree import DNode, element_path, identity_name
 
 Tables = dict[str, set[str]]
 
 
+_TABLES: weakref.WeakKeyDictionary[DNode, Tables] = weakref.WeakKeyDictionary()
+
+
 def tables(root: DNode) -> Tables:
-    """The names each leafref target table holds."""
+    """The names each leafref target table holds (computed once per tree)."""
+    cached = _TABLES.get(root)
+    if cached is None:
+        cached = _TABLES[root] = _tables(root)
+    return cached
+
+
+def _tables(root: DNode) -> Tables:
     t: Tables = {k: set() for k in ("interface", "tdp", "tcont", "classifier", "policy",
                                      "policy-profile")}
     ifs = root.get(IF, "interfaces")
@@ -53,7 +64,6 @@ def validate(new: DNode, old: DNode | None = None) -> None:
         full = any(old_tabs[k] - tabs[k] for k in tabs)
     for path, node in _changed(new, None if full else old, ""):
         _check_node(node, path, tabs)
-    _check_unique(new)
 
 
 def _changed(new: DNode, old: DNode | None, path: str) -> Iterator[tuple[str, DNode]]:
@@ -99,49 +109,3 @@ def _check_node(node: DNode, path: str, tabs: Tables) -> None:
                     path=element_path(path, child.schema),
                     app_tag="when-violated",
                 )
-
-
-def _check_unique(root: DNode) -> None:
-    ifs = root.get(IF, "interfaces")
-    if ifs is not None:
-        serials: dict[str, str] = {}
-        onu_ids: dict[tuple[str, str], str] = {}
-        for e in ifs.entries(IF, "interface"):
-            v = e.get(VANI, "v-ani")
-            if v is None:
-                continue
-            name = e.leaf("name") or ""
-            sn = v.leaf("expected-serial-number")
-            if sn is not None:
-                other = serials.setdefault(sn.upper(), name)
-                if other != name:
-                    raise RpcError("invalid-value",
-                                   f"serial {sn} is already expected by v-ani {other!r}",
-                                   path=f"/if:interfaces/if:interface[if:name='{name}']",
-                                   app_tag="data-not-unique")
-            oid = v.leaf("onu-id")
-            if oid is not None:
-                part = v.leaf("channel-partition") or ""
-                other = onu_ids.setdefault((part, oid), name)
-                if other != name:
-                    raise RpcError("invalid-value",
-                                   f"onu-id {oid} on {part} is already used by v-ani {other!r}",
-                                   path=f"/if:interfaces/if:interface[if:name='{name}']",
-                                   app_tag="data-not-unique")
-    gem = root.get(GEM, "xpongemtcont")
-    if gem is not None:
-        for cont, entry, leaf in (("tconts", "tcont", "alloc-id"),
-                                  ("gemports", "gemport", "gemport-id")):
-            c = gem.get(GEM, cont)
-            if c is None:
-                continue
-            seen: dict[str, str] = {}
-            for e in c.entries(GEM, entry):
-                num = e.leaf(leaf)
-                if num is None:
-                    continue
-                other = seen.setdefault(num, e.leaf("name") or "")
-                if other != e.leaf("name"):
-                    raise RpcError("invalid-value", f"{leaf} {num} is already used by {other!r}",
-                                   path=f"/bbf-xpongemtcont:xpongemtcont/{cont}",
-                                   app_tag="data-not-unique")
