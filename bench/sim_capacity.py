@@ -76,9 +76,11 @@ async def main() -> dict[str, Any]:
         provision_all(lab)
         result["provision_config_s"] = round(time.perf_counter() - t2, 2)
         async with asyncio.timeout(600):
-            while not (all(o.state == OntState.OPERATIONAL and o.applied for o in onts)
-                       and all(g.ports for g in lab.gateways.values())):
-                await asyncio.sleep(0.1)
+            for name in lab.gateways:  # a gateway opens its faces once its service is up
+                await lab.wait_gateway(name, up=True)
+        not_up = [o.serial for o in onts if o.state != OntState.OPERATIONAL or not o.applied]
+        if not_up:
+            raise SystemExit(f"{len(not_up)} ONTs did not come up, e.g. {not_up[:3]}")
         result["all_services_up_s"] = round(time.perf_counter() - t2, 2)
         result["rss_all_up_mib"] = round(rss_mib(), 1)
         result["listening_gateways"] = sum(1 for g in lab.gateways.values() if g.ports)
