@@ -37,6 +37,5 @@ class Shell(Protocol):
     @property
     def page_lines(self) -> int:
         """Lines per screen on an interactive session; 0 disables paging."""
-        ...
 
     def handle(self, line: str) -> Reply: ...

@@ -7,6 +7,7 @@ commit, edit-config) do the work, so the CLI and SNMP faces see the same behavio
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, cast
@@ -48,10 +49,9 @@ class SessionContext(Protocol):
 
     def start_subscription(self, filter_elements: list[etree._Element] | None) -> None:
         """Begin sending notifications; raises RpcError if one is already running."""
-        ...
 
 
-class Operations:
+class Operations(ABC):
     """The operations every device answers; subclasses add their datastores' operations."""
 
     capabilities: list[str]
@@ -85,8 +85,9 @@ class Operations:
         }
 
     @property
+    @abstractmethod
     def device(self) -> Olt | Gateway:
-        raise NotImplementedError
+        """The device these operations act on."""
 
     def dispatch(self, op: etree._Element, ctx: SessionContext) -> Outcome:
         """Run one operation; raises RpcError for the reply's rpc-error."""
@@ -105,14 +106,17 @@ class Operations:
         self.device.session_closers.pop(session, None)
 
     # ---- shared operations -------------------------------------------------------------
+    @abstractmethod
     def get(self, params: Params, ctx: SessionContext) -> Outcome:
-        raise NotImplementedError
+        """``<get>``: configuration and state."""
 
+    @abstractmethod
     def get_config(self, params: Params, ctx: SessionContext) -> Outcome:
-        raise NotImplementedError
+        """``<get-config>`` from one datastore."""
 
+    @abstractmethod
     def edit_config(self, params: Params, ctx: SessionContext) -> Outcome:
-        raise NotImplementedError
+        """``<edit-config>`` on one datastore."""
 
     def lock(self, params: Params, ctx: SessionContext) -> Outcome:
         raise NotImplementedError

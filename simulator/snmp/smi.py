@@ -10,6 +10,7 @@ configuration change costs one sort of the rows rather than rows times columns.
 from __future__ import annotations
 
 import enum
+from abc import ABC, abstractmethod
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -88,16 +89,16 @@ class WriteItem:
     data: int | bytes | Oid
 
 
-class Node:
+class Node(ABC):
     """A range of the OID tree served by one object group."""
 
+    @abstractmethod
     def get(self, oid: Oid) -> Value | Missing | None:
         """The value at ``oid``; a Missing if the OID is ours but absent; None if not ours."""
-        raise NotImplementedError
 
+    @abstractmethod
     def next(self, oid: Oid) -> tuple[Oid, Value] | None:
         """The first instance after ``oid`` in this node, or None."""
-        raise NotImplementedError
 
 
 @dataclass(slots=True)

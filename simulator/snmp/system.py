@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,7 +36,7 @@ class Interface:
     oper_up: Callable[[], bool]
 
 
-class DeviceMib:
+class DeviceMib(ABC):
     """The MIB a device serves; values are read from the device on every request.
 
     Subclasses keep what is costly to recompute (the sorted row indexes of big tables) and
@@ -62,7 +63,7 @@ class DeviceMib:
         self.interfaces = interfaces
         self.if_table.load({(i.index,): i for i in interfaces})
 
-    def refresh(self) -> None:
+    def refresh(self) -> None:  # noqa: B027 - an optional hook; the base caches nothing
         """Bring cached structure up to date with the device (cheap when nothing changed)."""
 
     def get(self, oid: Oid) -> Value | Missing:
@@ -73,11 +74,11 @@ class DeviceMib:
         self.refresh()
         return self.view.next(oid)
 
+    @abstractmethod
     def write(self, items: list[WriteItem]) -> None:
         """Apply a SET PDU atomically, or raise SetError and change nothing."""
-        raise NotImplementedError
 
-    def on_event(self, event: DeviceEvent) -> None:
+    def on_event(self, event: DeviceEvent) -> None:  # noqa: B027 - an optional hook
         """Follow a device event (called synchronously from the device's listeners)."""
 
 
