@@ -16,9 +16,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from simulator import datapath as dp
-from simulator.config import builder as b
-from simulator.config import derive as dv
 from simulator.config.errors import RpcError
+from simulator.config.removal import removal
 from simulator.devices import Olt
 from simulator.lab import Lab
 from simulator.topology import PORT_RE, SERIAL_RE
@@ -260,8 +259,7 @@ def _apply_oob(olt: Olt, body: OobBody) -> str:
         raise ValueError(f"no service {body.service!r} on {olt.name} "
                          f"(services: {', '.join(sorted(view.services)) or 'none'})")
     if body.action == "delete-service":
-        olt.force_edit(b.delete_entries(
-            [svc.olt_subif.name, svc.uplink_subif.name], forwarders=[svc.name]))
+        olt.force_edit(removal(olt.running, olt.view, set(), {svc.name}))
         return f"deleted service {svc.name}"
     if body.s_vlan is None:
         raise ValueError("change-s-vlan needs 's_vlan'")
@@ -291,9 +289,7 @@ def _apply_oob(olt: Olt, body: OobBody) -> str:
 
 
 def _onu_removal(olt: Olt, vani: str) -> list[Any]:
-    e = dv.onu_entries(olt.running, vani)
-    return b.delete_entries(e.interfaces, forwarders=e.forwarders, gemports=e.gemports,
-                            tconts=e.tconts, links=e.links)
+    return removal(olt.running, olt.view, {vani}, set())
 
 
 async def trace(request: web.Request) -> web.Response:

@@ -15,6 +15,7 @@ from simulator.config import edit as ed
 from simulator.config import validate as vd
 from simulator.config.errors import RpcError
 from simulator.config.namespaces import GEM, IF, NC, VANI
+from simulator.config.removal import removal
 from simulator.config.schema import OLT_SCHEMA
 from simulator.config.tree import DNode, root_to_xml
 from simulator.config.xmlsafe import parse
@@ -218,11 +219,9 @@ def test_continue_on_error_keeps_the_good_entries() -> None:
     assert [e.tag for e in result.errors] == ["invalid-value"]
 
 
-def test_onu_entries_cover_everything_of_the_onu() -> None:
+def test_removing_an_onu_takes_everything_of_it() -> None:
     root = provisioned()
-    e = dv.onu_entries(root, "ont-0/1/0-1")
-    new = ed.edit(root, b.delete_entries(e.interfaces, e.forwarders, e.gemports, e.tconts,
-                                         e.links)).root
+    new = ed.edit(root, removal(root, dv.derive(root, HW), {"ont-0/1/0-1"}, set())).root
     vd.validate(new, root)
     assert interface_names(new) == interface_names(factory())
     assert not dv.derive(new, HW).services

@@ -28,6 +28,7 @@ from simulator.cli.grammar import Args, CliSyntaxError, Grammar, tokenize
 from simulator.cli.shell import Reply
 from simulator.config import builder as bd
 from simulator.config.errors import RpcError
+from simulator.config.removal import first_uplink
 from simulator.devices import Olt
 
 USER, PRIVILEGED, CONFIG, GPON = "user", "privileged", "config", "gpon"
@@ -283,7 +284,7 @@ class HuaweiCli:
             raise Failure("The ONT does not exist")
         if self.olt.view.services_of(onu.vani):
             raise Failure("The ONT has service virtual ports")
-        self._edit(oc.delete_onu(self.olt.running, onu))
+        self._edit(oc.delete_onu(self.olt.running, self.olt.view, onu))
         _PROFILES.get(self.olt, {}).pop(onu.vani, None)
         return "  Number of ONTs that can be deleted: 1, success: 1\n"
 
@@ -318,8 +319,8 @@ class HuaweiCli:
         onu = oc.find_onu(olt, port, onu_id)
         if onu is None:
             raise Failure("The ONT does not exist")
-        uplinks = sorted(u for u, vids in olt.uplinks.items() if s_vlan in vids)
-        if not uplinks:
+        uplink = first_uplink(olt.uplinks, s_vlan)
+        if uplink is None:
             raise Failure(f"The VLAN does not exist: S-VLAN {s_vlan} is not on any uplink "
                           "(network service missing)")
         spec = oc.named_onu(onu)
@@ -347,7 +348,7 @@ class HuaweiCli:
             if tdp != oc.DEFAULT_TDP:
                 raise Failure(f"The traffic table does not exist: {tdp}")
             elements += bd.traffic_profile(tdp, oc.DEFAULT_TDP_BPS)
-        svc = bd.ServiceSpec(spec, uni, c_vlan, s_vlan, uplinks[0], gem, alloc, tdp)
+        svc = bd.ServiceSpec(spec, uni, c_vlan, s_vlan, uplink, gem, alloc, tdp)
         if svc.forwarder in olt.view.services:
             raise Failure(f"Service virtual port has existed already (index "
                           f"{olt.service_port_ids.get(svc.forwarder)}, same ONT port and "

@@ -14,7 +14,8 @@ from lxml import etree
 
 from simulator.config import builder as bd
 from simulator.config import derive as dv
-from simulator.config.namespaces import GEM, IF, LT, SUBIF, TAG, VANI
+from simulator.config.namespaces import GEM, IF, LT, SUBIF, TAG
+from simulator.config.removal import removal
 from simulator.config.tree import DNode
 from simulator.config.validate import tables
 from simulator.devices import Olt
@@ -74,21 +75,11 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() and c != '"' else "?" for c in text)
 
 
-@dataclass(frozen=True, slots=True)
-class NamedOnu(bd.OnuSpec):
-    """An OnuSpec whose v-ani keeps the name it was configured under (maybe via NETCONF)."""
-
-    vani_name: str = ""
-
-    @property
-    def vani(self) -> str:
-        return self.vani_name or f"ont-{self.port}-{self.onu_id}"
-
-
-def named_onu(onu: dv.OnuConfig) -> NamedOnu:
+def named_onu(onu: dv.OnuConfig) -> bd.OnuSpec:
+    """The registration as configured, keeping its v-ani name (maybe chosen over NETCONF)."""
     assert onu.port is not None
     assert onu.onu_id is not None
-    return NamedOnu(onu.port, onu.onu_id, onu.serial or "", onu.description, vani_name=onu.vani)
+    return bd.OnuSpec(onu.port, onu.onu_id, onu.serial or "", onu.description, name=onu.vani)
 
 
 def find_onu(olt: Olt, port: str, onu_id: int) -> dv.OnuConfig | None:
@@ -211,58 +202,23 @@ def free_alloc_id(root: DNode) -> int | None:
 
 
 # ---- edits -----------------------------------------------------------------------------
-def delete_onu(root: DNode, onu: dv.OnuConfig) -> list[E]:
-    """Remove an ONT registration and everything of it the CLI may have left behind.
+def delete_onu(root: DNode, view: dv.OltView, onu: dv.OnuConfig) -> list[E]:
+    """Remove an ONT registration and everything of it, its ports' native VLANs included.
 
-    The caller has made sure no service uses it; what remains are its ani, its UNIs with their
-    native-VLAN sub-interfaces, and possibly v-enets, GEM ports and a T-CONT without a service.
+    The UNIs the CLI names for this ONT go too: ``ont port native-vlan`` creates them without
+    any service, so nothing else would lead the removal to them.
     """
     ifs = interfaces(root)
-    lt = links(root)
-    venets = [n for n, e in ifs.items()
-              if (v := e.get(VANI, "olt-v-enet")) is not None
-              and v.leaf("lower-layer-interface") == onu.vani]
-    anis = [src for src, dst in lt.items() if onu.vani in dst]
-    uni_links = [src for src, dst in lt.items() if set(dst) & set(venets)]
-    unis = set(uni_links)
+    unis: frozenset[str] = frozenset()
     if onu.port is not None and onu.onu_id is not None:
         spec = named_onu(onu)
-        unis |= {spec.uni(n) for n in range(1, 5) if spec.uni(n) in ifs}
-    subifs = [n for n, e in ifs.items() if subif_lower(e) in unis | set(venets)]
-    gems = [g for g in gemports(root) if g.interface in venets]
-    tcs = [t.name for t in tconts(root).values() if t.vani == onu.vani]
-    return bd.delete_entries(
-        interfaces=[*subifs, *venets, *sorted(unis), *anis, onu.vani],
-        gemports=[g.name for g in gems], tconts=tcs, links=[*anis, *uni_links])
+        unis = frozenset(spec.uni(n) for n in range(1, 5) if spec.uni(n) in ifs)
+    return removal(root, view, {onu.vani}, set(), interfaces=unis)
 
 
 def delete_service(root: DNode, view: dv.OltView, svc: dv.ServiceConfig) -> list[E]:
-    """Remove one service (forwarder) and whatever only it used.
-
-    A network sub-interface is shared by every ONT with the same S- and C-VLAN, and a v-enet
-    with its GEM port by every service on that UNI: those stay while another service needs them.
-    """
-    others = [s for s in view.services.values() if s.name != svc.name]
-    interfaces_out: list[str] = []
-    if not any(s.olt_subif.name == svc.olt_subif.name for s in others):
-        interfaces_out.append(svc.olt_subif.name)
-    if not any(s.uplink_subif.name == svc.uplink_subif.name for s in others):
-        interfaces_out.append(svc.uplink_subif.name)
-    gems: list[str] = []
-    tcs: list[str] = []
-    uni_links: list[str] = []
-    venet = svc.olt_subif.lower
-    if not any(s.olt_subif.lower == venet for s in others):
-        all_gems = gemports(root)
-        gone = [g for g in all_gems if g.interface == venet]
-        gems = [g.name for g in gone]
-        for t in {g.tcont for g in gone}:
-            if not any(g.tcont == t and g.interface != venet for g in all_gems):
-                tcs.append(t)
-        uni_links = [src for src, dst in links(root).items() if venet in dst]
-        interfaces_out.append(venet)
-    return bd.delete_entries(interfaces=interfaces_out, forwarders=[svc.name], gemports=gems,
-                             tconts=tcs, links=uni_links)
+    """Remove one service-port and whatever only it used; the port's native VLAN stays."""
+    return removal(root, view, set(), {svc.name}, keep_uni_tagging=True)
 
 
 def service_indexes(olt: Olt) -> dict[int, str]:

@@ -101,14 +101,17 @@ def factory_config(pon_ports: list[str], uplinks: list[str]) -> list[E]:
 
 @dataclass(frozen=True, slots=True)
 class OnuSpec:
+    """An ONU registration; ``name`` keeps a v-ani name chosen elsewhere (e.g. over NETCONF)."""
+
     port: str
     onu_id: int
     serial: str
     description: str = ""
+    name: str = ""
 
     @property
     def vani(self) -> str:
-        return f"ont-{self.port}-{self.onu_id}"
+        return self.name or f"ont-{self.port}-{self.onu_id}"
 
     @property
     def ani(self) -> str:

@@ -18,6 +18,7 @@ from lxml import etree
 
 from simulator.config.derive import OnuConfig, ServiceConfig
 from simulator.config.errors import RpcError
+from simulator.config.removal import removal
 from simulator.config.schema import SERIAL
 from simulator.devices import DeviceEvent, Olt, Ont, OntState
 from simulator.snmp import oids as o
@@ -615,7 +616,7 @@ class OltMib(DeviceMib):
     def _apply(self, plan: _Plan) -> None:
         elements: list[etree._Element] = []
         if plan.remove_vanis or plan.remove_forwarders:
-            elements += pv.removal(self.olt.running, self.olt.view, plan.remove_vanis,
+            elements += removal(self.olt.running, self.olt.view, plan.remove_vanis,
                                    plan.remove_forwarders)
         elements += plan.edits
         if elements:

@@ -8,6 +8,7 @@ from pysnmp.proto.mpmod.rfc3412 import SNMPv3Message
 from pysnmp.proto.secmod.rfc3414.service import UsmSecurityParameters
 
 from simulator.config import builder as b
+from simulator.config.removal import removal
 from simulator.devices import Olt
 from simulator.snmp import oids as o
 from simulator.snmp import provision as pv
@@ -242,14 +243,14 @@ def test_removing_services_and_onus_leaves_nothing_dangling() -> None:
     second = b.ServiceSpec(onu, 1, 20, 200, "0/9/0", 1909, 1100, "100M")
     olt.force_edit(b.uni_tagging(onu, 1, 20) + b.olt_service(second))
 
-    olt.force_edit(pv.removal(olt.running, olt.view, set(), {second.forwarder}))
+    olt.force_edit(removal(olt.running, olt.view, set(), {second.forwarder}))
     assert olt.running.same(one_service)
-    olt.force_edit(pv.removal(olt.running, olt.view, set(), {spec.forwarder}))
+    olt.force_edit(removal(olt.running, olt.view, set(), {spec.forwarder}))
     assert olt.running.same(with_onu)
     olt.force_edit(b.uni_tagging(onu, 1, 10) + b.olt_service(spec))
-    olt.force_edit(pv.removal(olt.running, olt.view, {onu.vani}, set()))
+    olt.force_edit(removal(olt.running, olt.view, {onu.vani}, set()))
     assert olt.running.same(base)
-    assert pv.removal(olt.running, olt.view, {"no-such-vani"}, {"no-such-fwd"}) == []
+    assert removal(olt.running, olt.view, {"no-such-vani"}, {"no-such-fwd"}) == []
 
 
 def test_uplink_choice_and_alloc_ids() -> None:
