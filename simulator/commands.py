@@ -82,12 +82,41 @@ async def _run(topo: Any, host: str, port: int, endpoints: Path | None, free_por
     control = None
     try:
         control = await ControlServer.start(lab, host, port)
-        data = lab.endpoints(control.url)
+        url = control.url
+        data = lab.endpoints(url)
         if endpoints is not None:
             await asyncio.to_thread(_write_json, endpoints, data)
         if not quiet:
             _print_endpoints(data, lab.status())
+        rewrite: asyncio.TimerHandle | None = None
+        writes: set[asyncio.Task[None]] = set()
+
+        def write_later() -> None:
+            nonlocal rewrite
+            rewrite = None
+            if endpoints is not None:  # snapshot on the loop, write in a thread
+                task = loop.create_task(asyncio.to_thread(_write_json, endpoints,
+                                                          lab.endpoints(url)))
+                writes.add(task)
+                task.add_done_callback(writes.discard)
+
+        def follow(dev: Any, up: bool) -> None:
+            # Gateways open and close their faces as their ONT's service comes and goes:
+            # keep the endpoints file current (coalescing bursts) and say so.
+            nonlocal rewrite
+            if not quiet:
+                where = ", ".join(f"{f} {dev.address}:{p}" for f, p in dev.ports.items())
+                out.print(f"{dev.name}: " + (f"reachable ({where})" if up else "unreachable"),
+                          highlight=False)
+            if endpoints is not None and rewrite is None:
+                rewrite = loop.call_later(0.5, write_later)
+
+        lab.face_watchers.append(follow)
         await stop.wait()
+        if rewrite is not None:
+            rewrite.cancel()
+        for task in list(writes):
+            await task
     finally:
         if control is not None:
             await control.close()
@@ -110,20 +139,17 @@ def _print_endpoints(data: dict[str, Any], status: dict[str, Any]) -> None:
                   f"started in {status['start_seconds']:.2f} s, RSS {status['rss_mib']:.0f} MiB")
     for col in ("device", "kind", "address", "netconf", "snmp", "ssh"):
         table.add_column(col)
-    shown = 0
+    waiting = 0
     for d in data["devices"]:
         if d["kind"] == "gateway" and not d["reachable"]:
+            waiting += 1  # no endpoint until its ONT's service is up
             continue
-        shown += 1
-        if shown > 40:
-            break
         table.add_row(d["name"], d["kind"], d["address"],
                       *(str(d[f]["port"]) if d[f] else "-" for f in ("netconf", "snmp", "ssh")))
     out.print(table)
-    hidden = len(data["devices"]) - min(shown, 40)
-    if hidden > 0:
-        out.print(f"... and {hidden} more devices (unreachable gateways open their faces when "
-                  "their ONT's service comes up); see --endpoints or `ponctl sim devices`")
+    if waiting:
+        out.print(f"{waiting} gateways wait for their ONT's service before they answer; each is "
+                  "reported here when it becomes reachable (and in --endpoints).")
     out.print(f"control: {data['control']}   (Ctrl-C stops the lab)")
 
 

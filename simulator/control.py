@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from simulator import datapath as dp
 from simulator.config.errors import RpcError
 from simulator.config.removal import removal
-from simulator.devices import Olt
+from simulator.devices import Device, Olt, Ont
 from simulator.lab import Lab
 from simulator.topology import PORT_RE, SERIAL_RE
 
@@ -90,6 +90,31 @@ def _lab(request: web.Request) -> Lab:
     return request.app[LAB_KEY]
 
 
+def _not_found(message: str) -> web.HTTPNotFound:
+    return web.HTTPNotFound(text=json.dumps({"error": message}), content_type="application/json")
+
+
+def _device(request: web.Request) -> Device:
+    try:
+        return _lab(request).device(request.match_info["name"])
+    except KeyError as exc:
+        raise _not_found(str(exc.args[0])) from None
+
+
+def _ont(request: web.Request) -> Ont:
+    try:
+        return _lab(request).find_ont(request.match_info["serial"])
+    except KeyError as exc:
+        raise _not_found(str(exc.args[0])) from None
+
+
+def _olt(request: web.Request) -> Olt:
+    olt = _lab(request).olts.get(request.match_info["name"])
+    if olt is None:
+        raise _not_found(f"no OLT named {request.match_info['name']!r}")
+    return olt
+
+
 def _device_info(lab: Lab, name: str) -> dict[str, Any]:
     dev = lab.device(name)
     info: dict[str, Any] = {"name": dev.name, "kind": dev.kind, "address": dev.address,
@@ -131,41 +156,27 @@ async def devices(request: web.Request) -> web.Response:
 
 
 async def device(request: web.Request) -> web.Response:
-    name = request.match_info["name"]
-    try:
-        return web.json_response(_device_info(_lab(request), name))
-    except KeyError as exc:
-        return _error(404, str(exc.args[0]))
+    return web.json_response(_device_info(_lab(request), _device(request).name))
 
 
 async def set_fault(request: web.Request) -> web.Response:
-    lab = _lab(request)
+    dev = _device(request)
     body = await _body(request, FaultBody)
     try:
-        dev = lab.device(request.match_info["name"])
         dev.faults.set(body.fault, body.value)
-    except KeyError as exc:
-        return _error(404, str(exc.args[0]))
     except (ValueError, TypeError) as exc:
         return _error(400, str(exc))
     return web.json_response({"device": dev.name, "faults": dev.faults.active()})
 
 
 async def clear_faults(request: web.Request) -> web.Response:
-    try:
-        dev = _lab(request).device(request.match_info["name"])
-    except KeyError as exc:
-        return _error(404, str(exc.args[0]))
+    dev = _device(request)
     dev.faults.clear()
     return web.json_response({"device": dev.name, "faults": {}})
 
 
 async def reboot(request: web.Request) -> web.Response:
-    lab = _lab(request)
-    try:
-        dev = lab.device(request.match_info["name"])
-    except KeyError as exc:
-        return _error(404, str(exc.args[0]))
+    dev = _device(request)
     if isinstance(dev, Olt):
         dev.reboot()
     else:
@@ -174,39 +185,27 @@ async def reboot(request: web.Request) -> web.Response:
 
 
 async def ont_power(request: web.Request) -> web.Response:
+    ont = _ont(request)
     body = await _body(request, OnBody)
-    try:
-        ont = _lab(request).find_ont(request.match_info["serial"])
-    except KeyError as exc:
-        return _error(404, str(exc.args[0]))
     ont.set_power(body.on)
     return web.json_response(_ont_info(ont))
 
 
 async def ont_fibre(request: web.Request) -> web.Response:
+    ont = _ont(request)
     body = await _body(request, OkBody)
-    try:
-        ont = _lab(request).find_ont(request.match_info["serial"])
-    except KeyError as exc:
-        return _error(404, str(exc.args[0]))
     ont.set_fibre(body.ok)
     return web.json_response(_ont_info(ont))
 
 
 async def ont_get(request: web.Request) -> web.Response:
-    try:
-        ont = _lab(request).find_ont(request.match_info["serial"])
-    except KeyError as exc:
-        return _error(404, str(exc.args[0]))
-    return web.json_response(_ont_info(ont))
+    return web.json_response(_ont_info(_ont(request)))
 
 
 async def plug(request: web.Request) -> web.Response:
     lab = _lab(request)
+    olt = _olt(request)
     body = await _body(request, PlugBody)
-    olt = lab.olts.get(request.match_info["name"])
-    if olt is None:
-        return _error(404, f"no OLT named {request.match_info['name']!r}")
     try:
         lab.find_ont(body.serial)
         return _error(409, f"ONT {body.serial} is already attached")
@@ -220,21 +219,14 @@ async def plug(request: web.Request) -> web.Response:
 
 
 async def unplug(request: web.Request) -> web.Response:
-    lab = _lab(request)
-    try:
-        ont = lab.find_ont(request.match_info["serial"])
-    except KeyError as exc:
-        return _error(404, str(exc.args[0]))
+    ont = _ont(request)
     ont.olt.remove_ont(ont.serial)
     return web.json_response({"serial": ont.serial, "removed": True})
 
 
 async def oob_change(request: web.Request) -> web.Response:
-    lab = _lab(request)
+    olt = _olt(request)
     body = await _body(request, OobBody)
-    olt = lab.olts.get(request.match_info["name"])
-    if olt is None:
-        return _error(404, f"no OLT named {request.match_info['name']!r}")
     try:
         detail = _apply_oob(olt, body)
     except RpcError as exc:

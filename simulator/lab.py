@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -75,6 +76,8 @@ class Lab:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._faces_changed = asyncio.Condition()
+        # Called after a gateway's faces opened (True) or closed (False).
+        self.face_watchers: list[Callable[[Device, bool], None]] = []
         self.started_at = 0.0
         self.start_seconds = 0.0
         base = ipaddress.ip_address(topo.address_base)
@@ -256,6 +259,8 @@ class Lab:
                 await self._stop_faces(gw.name)
         except OSError:
             log.exception("gateway %s: could not open its management faces", gw.name)
+        for watch in list(self.face_watchers):
+            watch(gw, gw.name in self.faces)
         async with self._faces_changed:
             self._faces_changed.notify_all()
 

@@ -217,3 +217,32 @@ async def test_sim_run_refuses_a_bad_topology(tmp_path: Path) -> None:
     rc, _, err = await run_cli("sim", "run", "--topology", str(bad))
     assert rc == 1
     assert "bad.yaml: olts[0].uplinks[0].vlans: Value error, VLAN 4095 is outside 1..4094" in err
+
+
+async def test_sim_run_keeps_the_endpoints_file_current(tmp_path: Path) -> None:
+    endpoints = tmp_path / "lab.json"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent", "sim", "run", "--free-ports", "--control",
+        "127.0.0.1:0", "--endpoints", str(endpoints), cwd=REPO,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+    def gateway(name: str) -> dict[str, Any]:
+        data = json.loads(endpoints.read_text())
+        return next(d for d in data["devices"] if d["name"] == name)
+
+    try:
+        async with asyncio.timeout(30):
+            while not endpoints.exists():
+                await asyncio.sleep(0.05)
+        control = json.loads(endpoints.read_text())["control"]
+        assert gateway("gw-siml0000a005")["ssh"] is None  # its ONT is off
+        status, _ = await call(control, "POST", "/onts/SIML0000A005/power", {"on": True})
+        assert status == 200
+        async with asyncio.timeout(10):
+            while gateway("gw-siml0000a005")["ssh"] is None:
+                await asyncio.sleep(0.05)
+        assert gateway("gw-siml0000a005")["reachable"] is True
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = await proc.communicate()
+    assert "gw-siml0000a005: reachable (ssh 127.1.1." in out.decode()
