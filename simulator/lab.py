@@ -130,8 +130,15 @@ class Lab:
                     o = olt.add_ont(ont.serial, ont.port, ont.model, ont.firmware,
                                     powered=ont.powered, fibre_ok=ont.fibre)
                     _ = o
-        for f in topo.faults:
-            self.device(f.device).faults.set(f.fault, f.value)
+        for i, f in enumerate(topo.faults):
+            dev = self.olts.get(f.device) or self.gateways.get(f.device)
+            if dev is None:
+                raise ValueError(f"faults[{i}]: no device named {f.device!r} (devices: "
+                                 f"{', '.join(list(self.olts)[:5])}, gw-<ont serial>, ...)")
+            try:
+                dev.faults.set(f.fault, f.value)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"faults[{i}] ({f.device}): {exc}") from None
 
     # ---- lookup ------------------------------------------------------------------------
     @property

@@ -79,3 +79,19 @@ def test_pre_configured_service_without_network_vlan_is_refused() -> None:
             "onu_id": 1, "services": [{"c_vlan": 100, "s_vlan": 3000}]}}]}]}, "lab.yaml")
     with pytest.raises(ValueError, match="S-VLAN 3000"):
         Lab(topo)
+
+
+def test_faults_at_start_are_applied_and_checked() -> None:
+    faults = [{"device": "olt1", "fault": "latency", "value": 0.2},
+              {"device": "gw-abcd00000001", "fault": "wrong_credentials", "value": True}]
+    spec = {"olts": [{"name": "olt1", "uplinks": [{"port": "0/9/0", "vlans": [1000]}],
+                      "onts": [{"serial": "ABCD00000001", "port": "0/1/0",
+                                "gateway": {"model": "SL-GW-N"}}]}]}
+    lab = Lab(parse_topology({**spec, "faults": faults}, "lab.yaml"))
+    assert lab.olts["olt1"].faults.latency == 0.2
+    assert lab.gateways["gw-abcd00000001"].faults.wrong_credentials
+    with pytest.raises(ValueError, match=r"faults\[0\]: no device named 'olt9'"):
+        Lab(parse_topology({**spec, "faults": [{"device": "olt9", "fault": "latency"}]}, "x"))
+    with pytest.raises(ValueError, match=r"faults\[0\] \(olt1\): snmp_loss must be 0..1"):
+        Lab(parse_topology({**spec, "faults": [{"device": "olt1", "fault": "snmp_loss",
+                                                "value": 2}]}, "x"))
