@@ -57,7 +57,9 @@ async def main() -> dict[str, Any]:
     args = ap.parse_args()
 
     result: dict[str, Any] = {"machine": f"{platform.machine()}, {platform.python_version()}",
-                              "topology": str(args.topology)}
+                              "topology": str(args.topology.resolve().relative_to(REPO)
+                                              if args.topology.resolve().is_relative_to(REPO)
+                                              else args.topology)}
     rss0 = rss_mib()
     t0 = time.perf_counter()
     lab = Lab(load_topology(args.topology))

@@ -337,6 +337,7 @@ def combine(elements: list[E]) -> list[E]:
     copy the growing interface list a thousand times.
     """
     merged: dict[str, E] = {}
+    containers: dict[tuple[str, str], E] = {}
     for el in elements:
         tag = str(el.tag)
         if tag not in merged:
@@ -344,11 +345,13 @@ def combine(elements: list[E]) -> list[E]:
             merged[tag] = _el(None, ns, etree.QName(el).localname, nsmap={None: ns, "nc": NC})
         target = merged[tag]
         for child in el:
-            if len(child) and len(target) and _container_like(child):
-                existing = target.find(child.tag)
+            # len() of an lxml element counts its children: test the cheap things first.
+            if _container_like(child):
+                existing = containers.get((tag, str(child.tag)))
                 if existing is not None:
                     existing.extend(list(child))
                     continue
+                containers[(tag, str(child.tag))] = child
             target.append(child)
     return list(merged.values())
 
