@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -40,3 +40,13 @@ async def _loop_watchdog() -> AsyncIterator[None]:
     await task
     if worst > BLOCK_LIMIT:
         pytest.fail(f"the event loop was blocked for {worst:.2f} s (limit {BLOCK_LIMIT} s)")
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll until ``predicate()`` holds, without blocking the loop (device state machines
+    run on loop timers); fail the test if it does not within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.005)

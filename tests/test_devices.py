@@ -17,6 +17,7 @@ from simulator.devices import (
     OntState,
     SnmpSettings,
 )
+from tests.conftest import eventually
 
 CREDS = Credentials("admin", "admin")
 SNMP = SnmpSettings("public", "private", "ponctl", "ponctl-auth-key", "ponctl-priv-key")
@@ -34,10 +35,7 @@ def service_config() -> list[etree._Element]:
             + b.uni_tagging(ONU, 1, 100) + b.olt_service(SVC))
 
 
-async def until(predicate: object, timeout: float = 2.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():  # type: ignore[operator]
-            await asyncio.sleep(0.005)
+until = eventually
 
 
 async def test_unclaimed_ont_is_in_autofind_and_reported() -> None:

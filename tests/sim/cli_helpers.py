@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
-
 from simulator.cli.huawei import HuaweiCli
 from simulator.config import builder as bd
 from simulator.devices import Credentials, Gateway, Olt, SnmpSettings
+from tests.conftest import eventually
 
 USER, PASSWORD = "admin", "s3cret-Pw"
 PON_PORTS = ["0/1/0", "0/1/1", "0/2/0"]
@@ -64,10 +61,4 @@ def provision_netconf(olt: Olt, *, serial: str = "SLNK0000AB07", onu_id: int = 7
     return svc
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
-    """Poll until ``predicate()`` holds (the ONT state machine runs on loop timers)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.005)
+wait_for = eventually  # one polling helper for every test module

@@ -12,7 +12,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,7 @@ from simulator.devices import (
     TrapTarget,
 )
 from simulator.snmp import SnmpAgent
+from tests.conftest import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 MIB_DIR = REPO / "configs" / "mibs"
@@ -156,13 +157,7 @@ def free_udp_port() -> int:
         return port
 
 
-async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait (without blocking the loop) until ``check()`` holds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.01)
+until = eventually  # one polling helper for every test module
 
 
 async def operational(olt: Olt, serial: str) -> None:
