@@ -1,0 +1,275 @@
+"""CLI dialects as data: one YAML file per platform under ``configs/platforms/``.
+
+A platform says how to talk to one kind of CLI: what its prompts look like in each mode, how
+to move between modes, how to turn paging off (and how to answer the pager when that fails),
+which output lines mean a command was refused, and how to save or commit. A new dialect is a
+new file; :func:`load_platform` reads it into a :class:`Platform` and refuses a bad one with a
+message naming the file, the field and the reason.
+
+Every regular expression in a platform file is matched with ``re.search`` against **one line**
+of device output, after ANSI escape sequences are removed, carriage returns and backspaces
+are applied as a terminal would, and trailing blanks are stripped. Anchor with ``^``/``$``
+where it matters (a prompt pattern always should).
+
+Bare platform names are looked up in ``$PONCTL_CONFIGS/platforms/`` when that variable is set,
+else in the ``configs/platforms/`` directory found by walking up from this module (the source
+checkout), else in ``./configs/platforms/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
+
+Mode = Literal["user", "privileged", "config", "sub_config"]
+Target = Literal["user", "privileged", "config"]  # the modes a session is moved to
+MODES: tuple[Mode, ...] = ("user", "privileged", "config", "sub_config")
+CONFIGS_ENV = "PONCTL_CONFIGS"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+class PlatformError(ValueError):
+    """A platform file that cannot be used; the message names the file, field and reason."""
+
+
+def _compile(value: object) -> object:
+    # pydantic's own regex check says only "valid regular expression"; say why not.
+    if isinstance(value, str):
+        try:
+            return re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+    return value
+
+
+Regex = Annotated[re.Pattern[str], BeforeValidator(_compile)]
+Command = Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Prompts(_Model):
+    """Prompt patterns: ``any`` ends every reply; the per-mode ones tell the modes apart."""
+
+    any: Regex  # matches the prompt of every mode: a reply is complete when it shows up
+    user: Regex | None = None
+    privileged: Regex | None = None
+    config: Regex | None = None
+    sub_config: Regex | None = None  # inside a section of config mode (interface, ...)
+
+    def of(self, mode: Mode) -> re.Pattern[str] | None:
+        """The pattern of one mode."""
+        return {"user": self.user, "privileged": self.privileged, "config": self.config,
+                "sub_config": self.sub_config}[mode]
+
+
+class Modes(_Model):
+    """Commands that move between modes (absent: the platform has no such mode)."""
+
+    enable: Command | None = None  # user -> privileged
+    disable: Command | None = None  # privileged -> user
+    config: Command | None = None  # privileged -> config
+    end: Command | None = None  # config or sub-config -> privileged, in one step
+
+
+class Paging(_Model):
+    """How long output is paged, and how the driver avoids or answers it."""
+
+    disable: list[Command] = []  # run once after login; failures are tolerated
+    prompt: Regex | None = None  # the pager's "more" prompt, answered when seen
+    key: str = Field(default=" ", min_length=1, max_length=8)  # sent without a line ending
+
+
+class Confirm(_Model):
+    """A question a command may ask before it completes, and the answer to send."""
+
+    prompt: Regex
+    answer: str = Field(max_length=64)  # sent followed by the line ending
+
+
+class Save(_Model):
+    """How to make the running configuration survive a reboot."""
+
+    command: Command
+    mode: Target | None = None  # the mode to run it in (None: wherever the session is)
+    confirm: list[Confirm] = []
+
+
+class Sections(_Model):
+    """Lines that enter and leave a section (a sub-mode): they navigate, they configure
+    nothing themselves, so ``compare`` shows them only as the context of a change."""
+
+    enter: list[Regex] = []
+    exit: list[Regex] = []
+
+
+class Rewrite(_Model):
+    """Turns a candidate line into the form the show-running command prints (``re.sub``)."""
+
+    pattern: Regex
+    replace: str
+
+
+class TerminalSettings(_Model):
+    """The PTY requested for the interactive session."""
+
+    type: str = Field(default="vt100", min_length=1, max_length=32)
+    width: int = Field(default=511, ge=40, le=4096)  # wide: devices must not wrap lines
+    height: int = Field(default=24, ge=0, le=4096)
+
+
+class Platform(_Model):
+    """One CLI dialect. See ``configs/platforms/*.yaml`` for documented examples."""
+
+    name: str = Field(min_length=1, max_length=64)
+    description: str = ""
+    shell_command: Command | None = None  # run this (with a PTY) instead of the login shell
+    terminal: TerminalSettings = TerminalSettings()
+    line_ending: Literal["\n", "\r", "\r\n"] = "\n"
+    timeout: float = Field(default=30.0, gt=0, le=3600)  # seconds per command
+    prompts: Prompts
+    modes: Modes = Modes()
+    paging: Paging = Paging()
+    errors: list[Regex] = []  # a line of a reply matching any of these: the command failed
+    questions: list[Confirm] = []  # asked by any command (Huawei's "{ <cr>|... }:")
+    save: Save | None = None
+    show_running: Command | None = None  # prints the running configuration as CLI lines
+    commit: Command | None = None  # makes staged changes take effect (uci: "uci commit")
+    abort: Command | None = None  # drops staged changes after a refused line
+    sections: Sections = Sections()
+    compare_rewrites: list[Rewrite] = []
+    poll_command: Command | None = None  # what events() polls when not told otherwise
+    volatile: list[Regex] = []  # lines that change by themselves (times): ignored by events()
+    _source: str = PrivateAttr(default="")
+
+    @property
+    def source(self) -> str:
+        """The file this platform was loaded from ('' when built in code)."""
+        return self._source
+
+    def mode_of(self, prompt: str) -> Mode | None:
+        """The mode a prompt line belongs to (None: no per-mode pattern matches it)."""
+        # The most specific mode first: a loose user pattern may also match a config prompt.
+        for mode in reversed(MODES):
+            pattern = self.prompts.of(mode)
+            if pattern is not None and pattern.search(prompt):
+                return mode
+        return None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Platform:
+        p, m = self.prompts, self.modes
+        needs: list[tuple[bool, str]] = [
+            (m.enable is None or (p.user is not None and p.privileged is not None),
+             "modes.enable needs prompts.user and prompts.privileged"),
+            (m.disable is None or (p.user is not None and p.privileged is not None),
+             "modes.disable needs prompts.user and prompts.privileged"),
+            (m.config is None or (p.privileged is not None and p.config is not None),
+             "modes.config needs prompts.privileged and prompts.config"),
+            (m.config is None or m.end is not None,
+             "modes.config needs modes.end, the way back out of config mode"),
+            (self.save is None or self.save.mode is None
+             or p.of(self.save.mode) is not None,
+             f"save.mode is {self.save.mode if self.save else None!r}, but prompts has no "
+             "pattern for that mode"),
+        ]
+        for ok, why in needs:
+            if not ok:
+                raise ValueError(why)
+        return self
+
+
+# ---- loading --------------------------------------------------------------------------------
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse_platform(data: Any, source: str) -> Platform:
+    """Validate already-loaded YAML data; errors name ``source``, each field and the reason.
+
+    ``name`` defaults to the file's stem when the file does not set it.
+    """
+    if not isinstance(data, dict):
+        raise PlatformError(f"{source}: a platform must be a mapping (got {type(data).__name__})")
+    if "name" not in data:
+        data = {**data, "name": Path(source).stem}
+    try:
+        platform = Platform.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{source}: {_loc(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+                 for e in exc.errors()]
+        raise PlatformError("\n".join(lines)) from None
+    platform._source = source
+    return platform
+
+
+def platform_dirs() -> list[Path]:
+    """Where bare platform names are looked up, in order."""
+    dirs: list[Path] = []
+    env = os.environ.get(CONFIGS_ENV)
+    if env:
+        dirs.append(Path(env) / "platforms")
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "configs" / "platforms"
+        if candidate.is_dir():
+            dirs.append(candidate)
+            break
+    dirs.append(Path.cwd() / "configs" / "platforms")
+    unique: list[Path] = []
+    for d in dirs:
+        if d not in unique:
+            unique.append(d)
+    return unique
+
+
+def _find(name: str) -> Path:
+    if not _NAME.fullmatch(name):
+        raise PlatformError(f"{name!r} is not a platform name (letters, digits, '.', '_', '-')")
+    dirs = platform_dirs()
+    for d in dirs:
+        for ext in (".yaml", ".yml"):
+            path = d / f"{name}{ext}"
+            if path.is_file():
+                return path
+    known = sorted({p.stem for d in dirs if d.is_dir() for p in d.glob("*.y*ml")})
+    raise PlatformError(f"no platform {name!r} in {', '.join(str(d) for d in dirs)}"
+                        f" (known: {', '.join(known) or 'none'}; set ${CONFIGS_ENV} to the "
+                        "configs directory to look elsewhere)")
+
+
+def load_platform(name_or_path: str | Path) -> Platform:
+    """Read a platform by bare name (``"huawei-olt"``) or from a file path.
+
+    A string containing a path separator or ending in ``.yaml``/``.yml`` is a path.
+    """
+    text_form = str(name_or_path)
+    is_path = (isinstance(name_or_path, Path) or os.sep in text_form or "/" in text_form
+               or text_form.endswith((".yaml", ".yml")))
+    path = Path(name_or_path) if is_path else _find(text_form)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlatformError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PlatformError(f"{path}: not valid YAML: {exc}") from None
+    return parse_platform(data, str(path))
