@@ -69,6 +69,13 @@ class RejectedError(DriverError):
     """The device understood the request and refused it; carries the device's own words."""
 
 
+class MismatchError(RejectedError):
+    """The device accepted a change but reads back something else than was written.
+
+    A separate type because the agent reports it as "mismatch", not "rejected".
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class NetconfErrorInfo:
     """One ``<rpc-error>``, verbatim (RFC 6241 Appendix A)."""
