@@ -76,6 +76,7 @@ class Lab:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._faces_changed = asyncio.Condition()
+        self._gw_locks: dict[str, asyncio.Lock] = {}
         # Called after a gateway's faces opened (True) or closed (False).
         self.face_watchers: list[Callable[[Device, bool], None]] = []
         self.started_at = 0.0
@@ -254,18 +255,24 @@ class Lab:
     def _reachability(self, gw: Gateway, up: bool) -> None:
         if self._stopping:
             return
-        task = asyncio.get_running_loop().create_task(self._follow(gw, up))
+        task = asyncio.get_running_loop().create_task(self._follow(gw))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _follow(self, gw: Gateway, up: bool) -> None:
-        try:
-            if up and gw.name not in self.faces and gw.reachable:
-                await self._start_faces(gw)
-            elif not up and gw.name in self.faces and not gw.reachable:
-                await self._stop_faces(gw.name)
-        except OSError:
-            log.exception("gateway %s: could not open its management faces", gw.name)
+    async def _follow(self, gw: Gateway) -> None:
+        # One transition at a time per gateway, each acting on the current truth: a service
+        # that comes up and goes away quickly must not leave a start finishing after a stop.
+        lock = self._gw_locks.setdefault(gw.name, asyncio.Lock())
+        async with lock:
+            try:
+                if gw.reachable and gw.name not in self.faces:
+                    await self._start_faces(gw)
+                elif not gw.reachable and gw.name in self.faces:
+                    await self._stop_faces(gw.name)
+                else:
+                    return
+            except OSError:
+                log.exception("gateway %s: could not open its management faces", gw.name)
         for watch in list(self.face_watchers):
             watch(gw, gw.name in self.faces)
         async with self._faces_changed:
