@@ -103,6 +103,20 @@ class NetconfRejectedError(RejectedError):
         self.tag = first.tag if first else None
 
 
+class NetconfLockDeniedError(NetconfRejectedError):
+    """The device refused a ``<lock>``: another session holds the datastore (tag lock-denied).
+
+    ``holder`` is the session id the device named in error-info, when it did.
+    """
+
+    @property
+    def holder(self) -> str | None:
+        for e in self.errors:
+            if e.tag == "lock-denied":
+                return e.info.get("session-id")
+        return None
+
+
 class SnmpRejectedError(RejectedError):
     """The agent answered with an error-status (e.g. notWritable, inconsistentValue)."""
 

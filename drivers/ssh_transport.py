@@ -30,6 +30,11 @@ from drivers.errors import (
 
 log = logging.getLogger(__name__)
 
+# AES-GCM first: with AES-NI it costs about 30% less CPU per message than asyncssh's default
+# chacha20 (measured by bench/driver_netconf.py); the rest keep older devices reachable.
+CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com",
+           "aes256-ctr", "aes192-ctr", "aes128-ctr")
+
 
 @dataclass(frozen=True, slots=True)
 class SshTarget:
@@ -108,6 +113,6 @@ async def open_ssh(target: SshTarget) -> asyncssh.SSHClientConnection:
                 client_keys=list(target.client_keys) or None, known_hosts=known,
                 agent_path=None, preferred_auth=("publickey", "password")
                 if target.client_keys else ("password", "keyboard-interactive"),
-                config=None, connect_timeout=target.timeout)
+                config=None, connect_timeout=target.timeout, encryption_algs=list(CIPHERS))
     except (OSError, asyncssh.Error, TimeoutError) as exc:
         raise convert(exc, target.host) from exc

@@ -251,3 +251,11 @@ def test_provisioned_config_validates_against_the_bbf_modules(tmp_path: Path) ->
     proc = subprocess.run([str(SHARED / "tools" / "validate-bbf"), str(doc)], check=False,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_default_operation_replace_replaces_the_whole_datastore() -> None:
+    root = provisioned()
+    only_interfaces = [el for el in b.factory_config(["0/1/0", "0/1/1"], ["0/9/0"])]
+    new = ed.edit(root, only_interfaces, "replace").root
+    assert interface_names(new) == interface_names(factory())
+    assert new.get(GEM, "xpongemtcont") is None  # not in the <config>: gone

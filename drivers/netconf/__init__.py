@@ -5,8 +5,9 @@ parse replies; pure), ``session`` (one SSH channel: hello, pipelined requests ma
 message-id, notifications), ``driver`` (the contract).
 """
 
+from drivers.errors import NetconfLockDeniedError
 from drivers.netconf.driver import NetconfDriver, capabilities_from_hello
-from drivers.netconf.rpc import NetconfLockDeniedError, Notification, Reply
+from drivers.netconf.rpc import Notification, Reply
 from drivers.netconf.session import NetconfSession
 
 __all__ = [

@@ -19,7 +19,12 @@ from typing import Any, Literal, cast
 from lxml import etree
 from netconf_client import rpc as nc_rpc
 
-from drivers.errors import NetconfErrorInfo, NetconfRejectedError, ProtocolError
+from drivers.errors import (
+    NetconfErrorInfo,
+    NetconfLockDeniedError,
+    NetconfRejectedError,
+    ProtocolError,
+)
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 NOTIF = "urn:ietf:params:xml:ns:netconf:notification:1.0"
@@ -287,20 +292,6 @@ class Notification:
     fields: dict[str, str]
     raw: bytes
     content: etree._Element | None = field(default=None, compare=False)
-
-
-class NetconfLockDeniedError(NetconfRejectedError):
-    """The device refused a ``<lock>``: another session holds the datastore (tag lock-denied).
-
-    ``holder`` is the session id the device named in error-info, when it did.
-    """
-
-    @property
-    def holder(self) -> str | None:
-        for e in self.errors:
-            if e.tag == "lock-denied":
-                return e.info.get("session-id")
-        return None
 
 
 def _local(el: etree._Element) -> str:

@@ -38,7 +38,10 @@ def edit(
     list entry or top-level node that fails is skipped and its error collected.
     """
     ctx = _Ctx(error_option == "continue-on-error")
-    new = _merge_children(root, root.schema, config, default_operation, "", ctx)
+    # default-operation replace: the <config> completely replaces the datastore (RFC 6241
+    # 7.2), so top-level nodes it does not mention go too.
+    base = DNode(root.schema) if default_operation == "replace" else root
+    new = _merge_children(base, root.schema, config, default_operation, "", ctx)
     assert new is not None
     return EditResult(new, ctx.errors, not new.same(root))
 

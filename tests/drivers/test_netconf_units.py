@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from drivers.errors import NetconfRejectedError, ProtocolError
+from drivers.errors import NetconfLockDeniedError, NetconfRejectedError, ProtocolError
 from drivers.netconf import canon, framing, rpc
 from drivers.netconf.driver import capabilities_from_hello
 from drivers.netconf.framing import MessageDecoder
@@ -179,7 +179,7 @@ def test_reply_with_errors_and_warnings() -> None:
     assert info.value.tag == "invalid-value"
     assert info.value.raw == raw
     assert info.value.host == "olt-9"
-    assert not isinstance(info.value, rpc.NetconfLockDeniedError)
+    assert not isinstance(info.value, NetconfLockDeniedError)
     # Warnings alone do not make a rejection.
     only_warning = raw.replace(b"<error-severity>error</error-severity>",
                                b"<error-severity>warning</error-severity>")
@@ -191,7 +191,7 @@ def test_lock_denied_is_its_own_type() -> None:
            "</error-type><error-tag>lock-denied</error-tag><error-severity>error"
            "</error-severity><error-message>locked by 12</error-message><error-info>"
            "<session-id>12</session-id></error-info></rpc-error></rpc-reply>").encode()
-    with pytest.raises(rpc.NetconfLockDeniedError) as info:
+    with pytest.raises(NetconfLockDeniedError) as info:
         rpc.check(rpc.parse_reply(raw))
     assert isinstance(info.value, NetconfRejectedError)
     assert info.value.tag == "lock-denied"
