@@ -118,11 +118,13 @@ class Operations(ABC):
     def edit_config(self, params: Params, ctx: SessionContext) -> Outcome:
         """``<edit-config>`` on one datastore."""
 
+    @abstractmethod
     def lock(self, params: Params, ctx: SessionContext) -> Outcome:
-        raise NotImplementedError
+        """``<lock>`` one datastore for this session."""
 
+    @abstractmethod
     def unlock(self, params: Params, ctx: SessionContext) -> Outcome:
-        raise NotImplementedError
+        """``<unlock>`` a datastore this session locked."""
 
     def close_session(self, params: Params, ctx: SessionContext) -> Outcome:
         return Outcome(close=True)

@@ -6,6 +6,8 @@ The session (``server.py``) does the I/O; everything here takes and returns byte
 from __future__ import annotations
 
 import re
+import secrets
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import cast
@@ -125,14 +127,27 @@ def reply_errors(rpc: etree._Element | None, errors: Iterable[RpcError]) -> byte
     return serialise(reply)
 
 
+# Serialised top-level subtrees, per (immutable) tree version: reading an unchanged datastore
+# again (read-backs, audits) reuses the bytes instead of rebuilding thousands of elements.
+_SERIALISED: weakref.WeakKeyDictionary[DNode, bytes] = weakref.WeakKeyDictionary()
+_HOLE = f"ponctl-data-{secrets.token_hex(8)}"
+
+
+def _subtree_bytes(node: DNode) -> bytes:
+    cached = _SERIALISED.get(node)
+    if cached is None:
+        cached = _SERIALISED[node] = etree.tostring(to_xml(node), encoding="UTF-8")
+    return cached
+
+
 def reply_data(rpc: etree._Element, trees: Iterable[DNode]) -> bytes:
     """An rpc-reply whose ``<data>`` holds the top-level nodes of each tree, in order."""
     reply = _reply_root(rpc)
     data = etree.SubElement(reply, nc("data"))
-    for tree in trees:
-        for child in tree.children.values():
-            to_xml(child, data)
-    return serialise(reply)
+    data.text = _HOLE
+    body = b"".join(_subtree_bytes(child) for tree in trees for child in tree.children.values())
+    head, tail = serialise(reply).split(_HOLE.encode(), 1)
+    return head + body + tail
 
 
 def notification(event_time: str, content: DNode, extra_ns: dict[str, str]) -> bytes:
