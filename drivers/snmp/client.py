@@ -103,13 +103,13 @@ def deliver(transport: Any, datagram: bytes, address: Any) -> bool:
     return True
 
 
-class _ClientTransport(udp.UdpAsyncioTransport):  # type: ignore[misc]
-    """pysnmp's UDP transport, with guarded delivery, reporting socket errors (ICMP
-    unreachable, EHOSTUNREACH from sendto) to the client, which asyncio's default drops."""
+class _Reporting:
+    """Guarded delivery to pysnmp, and socket errors (ICMP unreachable, EHOSTUNREACH from
+    sendto) reported to the client, which asyncio's default transport drops."""
 
     def __init__(self, on_error: Callable[[OSError], None],
                  loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(loop=loop)
+        super().__init__(loop=loop)  # type: ignore[call-arg]
         self._on_error = on_error
 
     def datagram_received(self, datagram: bytes, transportAddress: Any) -> None:
@@ -120,18 +120,12 @@ class _ClientTransport(udp.UdpAsyncioTransport):  # type: ignore[misc]
             self._on_error(exc)
 
 
-class _ClientTransport6(udp6.Udp6AsyncioTransport):  # type: ignore[misc]
-    def __init__(self, on_error: Callable[[OSError], None],
-                 loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(loop=loop)
-        self._on_error = on_error
+class _ClientTransport(_Reporting, udp.UdpAsyncioTransport):  # type: ignore[misc]
+    """pysnmp's UDP (IPv4) transport with the client's error reporting."""
 
-    def datagram_received(self, datagram: bytes, transportAddress: Any) -> None:
-        deliver(self, datagram, transportAddress)
 
-    def error_received(self, exc: Exception) -> None:
-        if isinstance(exc, OSError):
-            self._on_error(exc)
+class _ClientTransport6(_Reporting, udp6.Udp6AsyncioTransport):  # type: ignore[misc]
+    """pysnmp's UDP (IPv6) transport with the client's error reporting."""
 
 
 class SnmpClient:

@@ -33,30 +33,6 @@ from tests.drivers.netconf_lab import (
     xpath,
 )
 
-
-@pytest.fixture
-def host_key() -> asyncssh.SSHKey:
-    return asyncssh.generate_private_key("ssh-ed25519")
-
-
-@pytest.fixture
-def olt() -> Olt:
-    return make_olt()
-
-
-@pytest.fixture
-async def server(olt: Olt, host_key: asyncssh.SSHKey) -> AsyncIterator[NetconfServer]:
-    srv = await NetconfServer.start(olt, "127.0.0.1", 0, host_key)
-    yield srv
-    await srv.close()
-
-
-@pytest.fixture
-async def dev(server: NetconfServer, host_key: asyncssh.SSHKey) -> AsyncIterator[NetconfDriver]:
-    async with NetconfDriver(target(server, host_key)) as d:
-        yield d
-
-
 # ---- connecting and reading ------------------------------------------------------------------
 
 async def test_connect_and_capabilities(dev: NetconfDriver, olt: Olt) -> None:

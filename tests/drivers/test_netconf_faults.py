@@ -4,7 +4,6 @@ half-open: no pending request, no session on the device, no lock held."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import asyncssh
 import pytest
@@ -33,35 +32,10 @@ from tests.drivers.netconf_lab import (
     iface_names,
     known_hosts,
     make_gateway,
-    make_olt,
     payload,
     service_payload,
     target,
 )
-
-
-@pytest.fixture
-def host_key() -> asyncssh.SSHKey:
-    return asyncssh.generate_private_key("ssh-ed25519")
-
-
-@pytest.fixture
-def olt() -> Olt:
-    return make_olt()
-
-
-@pytest.fixture
-async def server(olt: Olt, host_key: asyncssh.SSHKey) -> AsyncIterator[NetconfServer]:
-    srv = await NetconfServer.start(olt, "127.0.0.1", 0, host_key)
-    yield srv
-    await srv.close()
-
-
-@pytest.fixture
-async def dev(server: NetconfServer, host_key: asyncssh.SSHKey) -> AsyncIterator[NetconfDriver]:
-    async with NetconfDriver(target(server, host_key)) as d:
-        yield d
-
 
 # ---- connecting ------------------------------------------------------------------------------
 
