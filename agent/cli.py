@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import typer
 
+from agent.phan_commands import app as phan_app
 from simulator.commands import app as sim_app
 
 app = typer.Typer(help="ponctl: provisioning agent for fibre (PON) networks.",
                   no_args_is_help=True, add_completion=False)
 app.add_typer(sim_app, name="sim")
+app.add_typer(phan_app, name="phan")
 
 
 def main() -> None:
