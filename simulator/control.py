@@ -44,10 +44,10 @@ class OkBody(_Body):
 
 
 class PlugBody(_Body):
-    serial: str = Field(pattern=SERIAL_RE.pattern)
-    port: str = Field(pattern=PORT_RE.pattern)
-    model: str = Field(default="SL-ONT4G", max_length=32, pattern=r"[ -~]+")
-    firmware: str = Field(default="V1.0.4", max_length=32, pattern=r"[ -~]+")
+    serial: str = Field(pattern=f"^{SERIAL_RE.pattern}$")
+    port: str = Field(pattern=f"^{PORT_RE.pattern}$")
+    model: str = Field(default="SL-ONT4G", max_length=32, pattern=r"^[ -~]+$")
+    firmware: str = Field(default="V1.0.4", max_length=32, pattern=r"^[ -~]+$")
 
 
 class OobBody(_Body):
@@ -55,12 +55,12 @@ class OobBody(_Body):
 
     action: str = Field(pattern=r"^(delete-service|change-s-vlan|delete-onu)$")
     service: str | None = Field(default=None, max_length=64)
-    serial: str | None = Field(default=None, pattern=SERIAL_RE.pattern)
+    serial: str | None = Field(default=None, pattern=f"^{SERIAL_RE.pattern}$")
     s_vlan: int | None = Field(default=None, ge=1, le=4094)
 
 
 class TraceBody(_Body):
-    serial: str = Field(pattern=SERIAL_RE.pattern)
+    serial: str = Field(pattern=f"^{SERIAL_RE.pattern}$")
     uni: int = Field(default=1, ge=1, le=4)
     direction: str = Field(default="upstream", pattern=r"^(upstream|downstream)$")
     frame_hex: str | None = Field(default=None, max_length=4096, pattern=r"^[0-9a-fA-F]*$")

@@ -105,14 +105,14 @@ class ServiceSpec(_Model):
     uni: int = Field(default=1, ge=1, le=4)
     c_vlan: VlanId
     s_vlan: VlanId
-    profile: str = Field(default="tdp-100M", pattern=r"[A-Za-z0-9_.-]{1,32}")
+    profile: str = Field(default="tdp-100M", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
 
 
 class PreConfig(_Model):
     """An ONU already configured on the OLT when the lab starts (pre-provisioning)."""
 
     onu_id: int = Field(ge=0, le=127)
-    description: str = Field(default="", max_length=64, pattern=r"[ -~]*")
+    description: str = Field(default="", max_length=64, pattern=r"^[ -~]*$")
     services: list[ServiceSpec] = []
 
 
@@ -147,7 +147,7 @@ class Generate(_Model):
     """ONTs (and gateways) generated per PON port, for large labs."""
 
     onts_per_port: int = Field(ge=1, le=128)
-    vendor: str = Field(default="SIML", pattern=r"[A-Z0-9]{4}")
+    vendor: str = Field(default="SIML", pattern=r"^[A-Z0-9]{4}$")
     model: str = "SL-ONT4G"
     present: bool = True
     gateway_models: list[str] = []  # rotated over the ONTs; empty = no gateways

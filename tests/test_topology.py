@@ -95,3 +95,20 @@ def test_faults_at_start_are_applied_and_checked() -> None:
     with pytest.raises(ValueError, match=r"faults\[0\] \(olt1\): snmp_loss must be 0..1"):
         Lab(parse_topology({**spec, "faults": [{"device": "olt1", "fault": "snmp_loss",
                                                 "value": 2}]}, "x"))
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("profile", "tdp-100M; reboot"), ("profile", "x" * 40), ("description", "flat 1\nquit"),
+])
+def test_free_text_fields_are_matched_whole(field: str, value: str) -> None:
+    svc = {"c_vlan": 100, "s_vlan": 1000}
+    conf: dict[str, object] = {"onu_id": 1, "services": [svc]}
+    if field == "profile":
+        svc["profile"] = value  # type: ignore[assignment]
+    else:
+        conf["description"] = value
+    spec = {"olts": [{"name": "olt1", "uplinks": [{"port": "0/9/0", "vlans": [1000]}],
+                      "onts": [{"serial": "ABCD00000001", "port": "0/1/0",
+                                "configured": conf}]}]}
+    with pytest.raises(TopologyError, match=field):
+        parse_topology(spec, "lab.yaml")

@@ -106,8 +106,12 @@ async def test_control_faults_power_fibre_and_reboot(lab: Lab, control: str) -> 
                            {"serial": "ABCD0000BEEF", "port": "0/1/3"})
     assert status == 201
     assert lab.find_ont("ABCD0000BEEF").state == OntState.UNCLAIMED
+    for bad in ("ABCD<script>", "ABCD0000BEEF<x/>", "ABCD0000BEEF\n"):
+        status, data = await call(control, "POST", "/olts/olt1/onts",
+                                  {"serial": bad, "port": "0/1/3"})
+        assert status == 400, bad
     status, data = await call(control, "POST", "/olts/olt1/onts",
-                              {"serial": "ABCD<script>", "port": "0/1/3"})
+                              {"serial": "ABCD0000BEE1", "port": "0/1/3; reboot"})
     assert status == 400
     status, data = await call(control, "POST", "/olts/olt1/onts",
                               {"serial": "ABCD0000BEE0", "port": "0/1/9"})
