@@ -89,3 +89,23 @@ class ServiceIntent:
                "frame/slot/port, e.g. 0/9/0")
         _check(0 <= self.gemport_id <= 4095, "GEM port", self.gemport_id, "0..4095")
         _check(256 <= self.alloc_id <= 16383, "alloc-id", self.alloc_id, "256..16383")
+
+
+# An analytics URL as written to a gateway: https, no quotes, spaces, markup or control chars.
+PHAN_URL = re.compile(r"https://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~%/-]*)?")
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayIntent:
+    """What a gateway should hold: its analytics (PHAN) URL and its WAN VLAN (0: untagged)."""
+
+    name: str
+    phan_url: str
+    wan_vlan: int = 0
+
+    def __post_init__(self) -> None:
+        _check(bool(NAME.fullmatch(self.name)), "gateway name", self.name, "a device name")
+        _check(len(self.phan_url) <= 255 and bool(PHAN_URL.fullmatch(self.phan_url)),
+               "PHAN URL", self.phan_url, "an https URL of at most 255 characters without "
+               "query, quotes, spaces or markup")
+        _check(0 <= self.wan_vlan <= 4094, "WAN VLAN", self.wan_vlan, "0 (untagged) or 1..4094")

@@ -48,8 +48,11 @@ from pydantic import (
 from drivers.snmp.varbind import VarType
 
 Protocol = Literal["netconf", "snmp", "ssh"]
-TemplateName = Literal["ont", "service", "remove_service", "remove_ont"]
+TemplateName = Literal["ont", "service", "remove_service", "remove_ont", "gateway",
+                       "clear_gateway"]
 TEMPLATE_NAMES: tuple[TemplateName, ...] = ("ont", "service", "remove_service", "remove_ont")
+# A gateway profile writes the analytics (PHAN) URL and WAN VLAN, and clears them (RMA).
+GATEWAY_TEMPLATE_NAMES: tuple[TemplateName, ...] = ("gateway", "clear_gateway")
 CONFIGS_ENV = "PONCTL_CONFIGS"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -122,17 +125,25 @@ Rendering = str | list[VarbindTemplate]
 
 
 class Templates(_Model):
-    """The four renderings of a profile (see the module docstring)."""
+    """The renderings of a profile (see the module docstring): an OLT profile has the four
+    ONT/service ones, a gateway profile ``gateway`` and ``clear_gateway``."""
 
-    ont: Rendering
-    service: Rendering
-    remove_service: Rendering
-    remove_ont: Rendering
+    ont: Rendering | None = None
+    service: Rendering | None = None
+    remove_service: Rendering | None = None
+    remove_ont: Rendering | None = None
+    gateway: Rendering | None = None
+    clear_gateway: Rendering | None = None
 
-    @field_validator("ont", "service", "remove_service", "remove_ont")
+    @field_validator("ont", "service", "remove_service", "remove_ont", "gateway",
+                     "clear_gateway")
     @classmethod
-    def _template(cls, v: Rendering) -> Rendering:
+    def _template(cls, v: Rendering | None) -> Rendering | None:
         return _syntax(v) if isinstance(v, str) else v
+
+
+def _article(kind: str) -> str:
+    return "an OLT" if kind == "olt" else "a gateway"
 
 
 class Profile(_Model):
@@ -140,6 +151,7 @@ class Profile(_Model):
 
     name: str = Field(min_length=1, max_length=64)
     description: str = ""
+    kind: Literal["olt", "gateway"] = "olt"
     protocol: Protocol
     platform: str | None = Field(default=None, min_length=1, max_length=64)  # ssh: CLI dialect
     variables: dict[str, str] = {}
@@ -177,8 +189,17 @@ class Profile(_Model):
             raise ValueError("protocol ssh needs platform, the CLI dialect (e.g. huawei-olt)")
         if self.protocol != "ssh" and self.platform is not None:
             raise ValueError(f"platform is for protocol ssh only, not {self.protocol}")
-        for name in TEMPLATE_NAMES:
+        wanted = TEMPLATE_NAMES if self.kind == "olt" else GATEWAY_TEMPLATE_NAMES
+        for name in TEMPLATE_NAMES + GATEWAY_TEMPLATE_NAMES:
             value = getattr(self.templates, name)
+            if value is None:
+                if name in wanted:
+                    raise ValueError(f"templates.{name}: {_article(self.kind)} profile "
+                                     "needs it")
+                continue
+            if name not in wanted:
+                raise ValueError(f"templates.{name}: not used by {_article(self.kind)} "
+                                 "profile")
             want_list = self.protocol == "snmp"
             if want_list != isinstance(value, list):
                 raise ValueError(

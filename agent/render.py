@@ -24,7 +24,7 @@ from typing import Any, TypeAlias
 import jinja2
 from lxml import etree
 
-from agent.intent import OntIntent, ServiceIntent
+from agent.intent import GatewayIntent, OntIntent, ServiceIntent
 from agent.profiles import Profile, TemplateName, VarbindTemplate
 from drivers.snmp.varbind import RowStatus, Varbind, VarType
 
@@ -120,6 +120,9 @@ def _varbinds(profile: Profile, where: str, templates: list[VarbindTemplate],
 
 def _one(profile: Profile, name: TemplateName, ctx: dict[str, Any]) -> Payload:
     template = getattr(profile.templates, name)
+    if template is None:
+        raise RenderError(f"{_where(profile, f'templates.{name}')}: this {profile.kind} "
+                          "profile has no such template")
     ctx = _with_variables(profile, ctx)
     where = f"templates.{name}"
     if isinstance(template, list):
@@ -181,3 +184,14 @@ def render(profile: Profile, onts: OntIntent | Sequence[OntIntent],
     parts = [render_ont(profile, o) for o in ont_list]
     parts += [render_service(profile, s) for s in services]
     return _join(profile, parts)
+
+
+def render_gateway(profile: Profile, gateway: GatewayIntent) -> Payload:
+    """Write a gateway's analytics (PHAN) URL and WAN VLAN."""
+    return _one(profile, "gateway", {"phan_url": gateway.phan_url, "wan_vlan": gateway.wan_vlan,
+                                     "name": gateway.name})
+
+
+def render_gateway_clear(profile: Profile, name: str) -> Payload:
+    """Clear a gateway's PHAN URL (the old gateway of an RMA swap)."""
+    return _one(profile, "clear_gateway", {"name": name})
