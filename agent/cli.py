@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from agent.catalog_commands import app as catalog_app
 from agent.phan_commands import app as phan_app
 from simulator.commands import app as sim_app
 
@@ -11,6 +12,7 @@ app = typer.Typer(help="ponctl: provisioning agent for fibre (PON) networks.",
                   no_args_is_help=True, add_completion=False)
 app.add_typer(sim_app, name="sim")
 app.add_typer(phan_app, name="phan")
+app.add_typer(catalog_app, name="catalog")
 
 
 def main() -> None:
