@@ -26,7 +26,7 @@ CREDS = Credentials("admin", "admin")
 SNMP = SnmpSettings("public", "private", "ponctl", "authkey123", "privkey123")
 ONU = b.OnuSpec("0/1/0", 1, "ABCD12345678")
 SERVICE = b.ServiceSpec(ONU, 1, 100, 1000, "0/9/0", 1024, 1024, "p100")
-WAIT_S = 5.0
+WAIT_S = 15.0  # a bound on waiting for the device, generous for a loaded 2-core CI box
 NS = {"if": IF, "gw": GW}
 
 
