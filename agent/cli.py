@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from agent.catalog_commands import app as catalog_app
+from agent.inventory_commands import app as onts_app
+from agent.inventory_commands import objects_app
 from agent.phan_commands import app as phan_app
 from simulator.commands import app as sim_app
 
@@ -13,6 +15,8 @@ app = typer.Typer(help="ponctl: provisioning agent for fibre (PON) networks.",
 app.add_typer(sim_app, name="sim")
 app.add_typer(phan_app, name="phan")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(onts_app, name="onts")
+app.add_typer(objects_app, name="objects")
 
 
 def main() -> None:
