@@ -1,0 +1,567 @@
+"""The provisioning engine: orders -> intents -> pushes -> configured services.
+
+:class:`Engine` ties the store (facts, durable push records, history), the catalog (VLANs,
+uplinks, bandwidth profiles), the settings (devices, credentials, limits) and the push engine
+(:mod:`agent.push`) together:
+
+* :meth:`Engine.reconcile` computes an order's status from the store's facts
+  (:func:`agent.status.compute_status`) and, if the order is ready, builds its intents
+  (:class:`agent.intent.OntIntent` from the ONT's inventory record and its allocated onu-id;
+  :class:`agent.intent.ServiceIntent` from the catalog and the allocated GEM port/alloc-id),
+  records the push (``begin_push``) *before* the device side effect, submits it to the OLT's
+  :class:`agent.push.OltQueue`, and records the classified result (``advance_push``,
+  ``finish_push``) *after* it. A terminated order (removal requested) gets its removal pushed
+  and is marked removed once the device holds no trace of it.
+* Every change of an order's status (or error class) is appended to its history
+  (``record_order_event``): the status, the error class and the actionable message.
+* Failures are not retried blindly: a connection error waits for the ONT (:meth:`on_ont_seen`,
+  the discovery hook) or for an explicit :meth:`resend`; configuration missing and refusals
+  wait for someone to fix something and resend.
+* :meth:`resume` re-runs the pushes a crash left pending; pushes are idempotent and verified by
+  reading back, so a replay changes nothing on the device and creates no duplicate.
+* A scheduler task activates orders when their start date arrives (it sleeps until the next
+  start date, at most ``max_sleep`` seconds, and is cancelled on exit).
+* :meth:`audit` dry-runs every active order of an OLT; a non-empty diff is recorded as a
+  ``mismatch`` (a failed push record carrying the diff, so the order's status shows it) and,
+  if ``settings.heal_mismatches``, healed by a resend.
+
+Use as ``async with Engine(store, catalog, settings) as engine: ...``; the daemon calls
+:meth:`resume` right after entering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+from agent.catalog import Catalog, Resolved
+from agent.connect import DriverFactory, driver_factory
+from agent.errors import Classified, classify
+from agent.errors import ErrorClass as DriverErrorClass
+from agent.intent import NAME, IntentError, OntIntent, ServiceIntent
+from agent.profiles import Profile, load_profile
+from agent.push import OltQueue, Outcome, PushJob, PushResult, RetryPolicy, Stage, with_retries
+from agent.render import Payload, RenderError, render, render_removal, render_service
+from agent.settings import Device, Settings, SettingsError
+from agent.status import ErrorClass, OrderStatus, Status, compute_status
+from agent.store import (
+    AllocationExhausted,
+    Conflict,
+    NotFound,
+    OntState,
+    Order,
+    Push,
+    PushAction,
+    PushPhase,
+    Store,
+)
+from drivers.base import Driver
+from drivers.errors import DriverError
+
+log = logging.getLogger(__name__)
+
+_DESCRIPTION_DROP = re.compile(r"[^A-Za-z0-9 ,.:/()_#@+-]")
+_HISTORY_STATUSES = frozenset(s.value for s in Status)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def service_name(order_id: str, service_type: str) -> str:
+    """A stable, device-safe service name for an order: ``<order id>-<service type>`` when that
+    is a valid name, else ``svc-`` and a digest of the order id (same order, same name)."""
+    name = f"{order_id}-{service_type}"
+    if NAME.fullmatch(name):
+        return name
+    return "svc-" + hashlib.sha256(order_id.encode()).hexdigest()[:24]
+
+
+def description_of(address: str) -> str:
+    """The object's address as an ONT description: only characters no payload can misread."""
+    return " ".join(_DESCRIPTION_DROP.sub("", address).split())[:64].strip()
+
+
+def payload_text(payload: Payload) -> str:
+    if isinstance(payload, str):
+        return payload
+    return "\n".join(str(x) for x in payload)
+
+
+def digest(payload: Payload) -> str:
+    return "sha256:" + hashlib.sha256(payload_text(payload).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one order needs on its OLT."""
+
+    order: Order
+    device: Device
+    profile: Profile
+    ont: OntIntent
+    service: ServiceIntent
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFinding:
+    """One active order whose configuration differs on the device (``diff``: device vs
+    intent), or could not be checked (``error``)."""
+
+    order_id: str
+    diff: str = ""
+    error: str = ""
+    healed: bool = False
+
+
+class _NotReady(Exception):
+    """The order cannot be planned: ``error_class`` and an actionable message."""
+
+    def __init__(self, error_class: ErrorClass, message: str) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.message = message
+
+
+def _status_class(c: DriverErrorClass) -> ErrorClass:
+    return ErrorClass(c.value)
+
+
+class Engine:
+    """Turns orders into configured services (see the module docstring)."""
+
+    def __init__(self, store: Store, catalog: Catalog, settings: Settings, *,
+                 clock: Callable[[], datetime] = _utcnow,
+                 profiles: Callable[[str], Profile] = load_profile,
+                 environ: Mapping[str, str] | None = None,
+                 retry: RetryPolicy | None = None, verify_timeout: float = 10.0,
+                 confirm_timeout: float | None = 120, batch_window: float = 0.05,
+                 schedule: bool = True, max_sleep: float = 60.0) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.settings = settings
+        self.clock = clock
+        self.profiles = profiles
+        self.environ = environ
+        self.retry = retry or RetryPolicy()
+        self.verify_timeout = verify_timeout
+        self.confirm_timeout = confirm_timeout
+        self.batch_window = batch_window
+        self.schedule = schedule
+        self.max_sleep = max_sleep
+        self.limiter = asyncio.Semaphore(settings.max_concurrent_pushes)
+        self._profiles: dict[str, Profile] = {}
+        self._factories: dict[str, DriverFactory] = {}
+        self._queues: dict[str, OltQueue] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._scheduler: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Open one push queue per configured OLT; start the activation scheduler."""
+        for device in self.settings.devices:
+            if device.kind != "olt" or device.name in self._queues:
+                continue
+            profile = self.profiles(device.profile)
+            factory = driver_factory(device, profile, self.environ)
+            queue = OltQueue(factory, profile, concurrency=device.concurrency,
+                             batch_window=self.batch_window, retry=self.retry,
+                             limiter=self.limiter, confirm_timeout=self.confirm_timeout,
+                             verify_timeout=self.verify_timeout)
+            queue.start()
+            self._profiles[device.name] = profile
+            self._factories[device.name] = factory
+            self._queues[device.name] = queue
+        if self.schedule and self._scheduler is None:
+            self._scheduler = asyncio.create_task(self._schedule(), name="activation-scheduler")
+
+    async def close(self) -> None:
+        """Stop the scheduler and the queues (pushes in flight stay pending: resume them)."""
+        if self._scheduler is not None:
+            self._scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._scheduler
+            self._scheduler = None
+        for queue in self._queues.values():
+            await queue.close()
+        self._queues.clear()
+
+    def wake(self) -> None:
+        """Tell the scheduler to look at the orders now (e.g. after an order was created)."""
+        self._wake.set()
+
+    def queue(self, olt: str) -> OltQueue:
+        try:
+            return self._queues[olt]
+        except KeyError:
+            raise SettingsError(f"OLT {olt!r} is not a configured device (or the engine is "
+                                f"not started)") from None
+
+    def _lock(self, order_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(order_id, asyncio.Lock())
+
+    # ---- status and history ----------------------------------------------------------------
+    async def status(self, order_id: str) -> OrderStatus:
+        """The order's status, computed from the store's facts now."""
+        facts = await self.store.order_facts(order_id, self.catalog)
+        return compute_status(facts, self.clock())
+
+    async def _note(self, order_id: str) -> OrderStatus:
+        """Compute the status; append it to the history if it (or its error class) changed."""
+        st = await self.status(order_id)
+        events = await self.store.order_events(order_id)
+        last = next((e for e in reversed(events) if e.status in _HISTORY_STATUSES), None)
+        if last is None or (last.status, last.error_class) != (st.status.value, st.error_class):
+            await self.store.record_order_event(order_id, st.status.value, st.message,
+                                                st.error_class)
+        return st
+
+    # ---- planning ----------------------------------------------------------------------------
+    async def plan(self, order_id: str) -> Plan:
+        """The intents of an order whose prerequisites are met (raises _NotReady otherwise)."""
+        order = await self.store.get_order(order_id)
+        if order is None:
+            raise NotFound(f"order {order_id} does not exist")
+        binding = await self.store.binding_of_object(order.object_id)
+        ont = None if binding is None else await self.store.get_ont(binding.serial)
+        if ont is None:
+            raise _NotReady(ErrorClass.CONFIGURATION_MISSING,
+                            f"order {order_id}: no known ONT bound to object {order.object_id!r}")
+        resolved = self.catalog.resolve(order.isp, order.service_type, ont.olt)
+        if not isinstance(resolved, Resolved):
+            raise _NotReady(ErrorClass.CONFIGURATION_MISSING,
+                            "; ".join(m.message for m in resolved))
+        try:
+            device = self.settings.device(ont.olt)
+        except KeyError:
+            raise _NotReady(ErrorClass.CONFIGURATION_MISSING,
+                            f"OLT {ont.olt!r} of ONT {ont.serial} is not a configured device "
+                            f"in the agent's settings") from None
+        profile = self._profiles.get(device.name) or self.profiles(device.profile)
+        try:
+            alloc = await self.store.allocate(ont.olt, ont.pon_port, ont.serial)
+        except (Conflict, AllocationExhausted) as exc:
+            raise _NotReady(ErrorClass.CONFIGURATION_MISSING, str(exc)) from None
+        obj = await self.store.get_object(order.object_id)
+        try:
+            ont_intent = OntIntent(ont.olt, ont.serial, ont.pon_port, alloc.onu_id,
+                                   description_of(obj.address if obj is not None else ""))
+            svc = ServiceIntent(service_name(order.id, order.service_type), ont_intent,
+                                uni=resolved.uni, c_vlan=resolved.c_vlan, s_vlan=resolved.s_vlan,
+                                uplink=resolved.uplink, profile=resolved.profile,
+                                gemport_id=alloc.gemport, alloc_id=alloc.alloc_id)
+        except IntentError as exc:
+            raise _NotReady(ErrorClass.CONFIGURATION_MISSING, str(exc)) from None
+        return Plan(order, device, profile, ont_intent, svc)
+
+    # ---- pushes ------------------------------------------------------------------------------
+    async def _record_result(self, push_id: int, result: PushResult) -> None:
+        if result.outcome is Outcome.APPLIED:
+            await self.store.advance_push(push_id, PushPhase.COMMITTED, "committed")
+            lines = len(result.diff.lines) if result.diff is not None else 0
+            await self.store.finish_push(push_id, PushPhase.VERIFIED,
+                                         message=f"applied ({lines} diff lines), read back equal")
+        elif result.outcome is Outcome.UNCHANGED:
+            await self.store.finish_push(push_id, PushPhase.VERIFIED,
+                                         message="the device already held it, read back equal")
+        else:
+            error = result.error or Classified(DriverErrorClass.REJECTED,
+                                               "the push failed without an error", False)
+            phase = PushPhase.ROLLED_BACK if result.rolled_back else PushPhase.FAILED
+            await self.store.finish_push(push_id, phase,
+                                         error_class=_status_class(error.error_class),
+                                         message=error.message)
+
+    async def _apply(self, plan: Plan, push_id: int | None = None) -> PushResult:
+        """Record, push through the OLT's queue, record the result (``push_id``: resume)."""
+        try:
+            payload = render(plan.profile, [plan.ont], [plan.service])
+        except RenderError as exc:
+            payload = None
+            render_error: str | None = str(exc)
+        else:
+            render_error = None
+        if push_id is None:
+            push_id = await self.store.begin_push(
+                plan.device.name, digest(payload) if payload is not None else "unrendered",
+                order_id=plan.order.id, action=PushAction.APPLY)
+            await self._note(plan.order.id)
+        if render_error is not None:
+            result = PushResult(Outcome.FAILED, None, None,
+                                Classified(DriverErrorClass.CONFIGURATION_MISSING, render_error,
+                                           False), stage=Stage.RENDER)
+        else:
+            job = PushJob([plan.ont], [plan.service])
+            result = await self.queue(plan.device.name).submit(job)
+        await self._record_result(push_id, result)
+        return result
+
+    async def _remove(self, plan: Plan, push_id: int | None = None) -> PushResult:
+        """Remove the order's service (and its ONT registration if no other open order of the
+        same object needs it), verified by reading back: the service's own rendering no
+        longer matches what the device holds."""
+        others = [o for o in await self.store.list_orders(object_id=plan.order.object_id,
+                                                          open_only=True)
+                  if o.id != plan.order.id and o.removal_requested_at is None]
+        with_ont = not others
+        payload: Payload | None = None
+        render_error = ""
+        try:
+            payload = render_removal(plan.profile, plan.service, with_ont)
+        except RenderError as exc:
+            render_error = str(exc)
+        if push_id is None:
+            push_id = await self.store.begin_push(
+                plan.device.name, digest(payload) if payload is not None else "unrendered",
+                order_id=plan.order.id, action=PushAction.REMOVE)
+            await self._note(plan.order.id)
+        if payload is None:
+            result = PushResult(Outcome.FAILED, None, None,
+                                Classified(DriverErrorClass.CONFIGURATION_MISSING, render_error,
+                                           False), stage=Stage.RENDER)
+        else:
+            removal = payload
+
+            async def once() -> PushResult:
+                async with self.limiter:
+                    return await self._remove_once(plan, removal, with_ont)
+
+            result = await with_retries(once, self.retry)
+        await self._record_result(push_id, result)
+        if result.ok:
+            await self.store.mark_removed(plan.order.id, "service removed from OLT "
+                                          f"{plan.device.name} and verified")
+            if with_ont:
+                await self.store.release(plan.ont.serial)
+        return result
+
+    async def _remove_once(self, plan: Plan, payload: Payload, with_ont: bool) -> PushResult:
+        t0 = time.perf_counter()
+        driver: Driver[Any] = self._factories[plan.device.name]()
+        stage = Stage.CONNECT
+        diff = None
+        committed = False
+        try:
+            await driver.connect()
+            stage = Stage.LOAD
+            await driver.load_candidate(payload)
+            diff = await driver.compare()
+            if diff.empty:
+                await driver.discard()
+            else:
+                stage = Stage.COMMIT
+                caps = driver.capabilities
+                commit = await driver.commit(
+                    confirm_timeout=self.confirm_timeout if caps.confirmed_commit else None)
+                committed = True
+                if commit.confirm_pending:
+                    stage = Stage.CONFIRM
+                    await driver.confirm()
+            # Read back: what the order had applied must no longer match the device.
+            stage = Stage.VERIFY
+            await driver.load_candidate(render(plan.profile, [plan.ont], [plan.service])
+                                        if with_ont else
+                                        render_service(plan.profile, plan.service))
+            left = await driver.compare()
+            await driver.discard()
+            if left.empty:
+                return PushResult(Outcome.FAILED, payload, diff, Classified(
+                    DriverErrorClass.MISMATCH, f"the removal did not take: OLT "
+                    f"{plan.device.name} still holds service {plan.service.name}", False),
+                    time.perf_counter() - t0, Stage.VERIFY)
+            return PushResult(Outcome.APPLIED if committed else Outcome.UNCHANGED, payload,
+                              diff, seconds=time.perf_counter() - t0)
+        except DriverError as exc:
+            with contextlib.suppress(DriverError):
+                await driver.discard()
+            return PushResult(Outcome.FAILED, payload, diff, classify(exc),
+                              time.perf_counter() - t0, stage)
+        finally:
+            with contextlib.suppress(DriverError):
+                await driver.close()
+
+    # ---- reconcile ----------------------------------------------------------------------------
+    async def reconcile(self, order_id: str, *,
+                        retry: Collection[ErrorClass] = ()) -> OrderStatus:
+        """Bring one order forward as far as its facts allow; returns its status after.
+
+        Pushes when the order is awaiting provisioning with no error (nothing pushed yet), or
+        with an error class listed in ``retry``; a push in progress (left by a crash) is
+        :meth:`resume`'s. Records every status change in the order's history.
+        """
+        async with self._lock(order_id):
+            return await self._reconcile(order_id, retry, force=False)
+
+    async def resend(self, order_id: str) -> OrderStatus:
+        """Re-apply the order whatever its last result (mismatch, failure, or active: an
+        idempotent resend that changes nothing). Does nothing while prerequisites are unmet,
+        before the start date, or for a cancelled/terminated order."""
+        async with self._lock(order_id):
+            return await self._reconcile(order_id, (), force=True)
+
+    async def _reconcile(self, order_id: str, retry: Collection[ErrorClass], *,
+                         force: bool) -> OrderStatus:
+        st = await self._note(order_id)
+        if st.status is Status.ACTIVE and not force:
+            return st
+        if st.status not in (Status.AWAITING_PROVISIONING, Status.ACTIVE):
+            return st
+        facts = await self.store.order_facts(order_id, self.catalog)
+        pushes = await self.store.pushes_of(order_id)
+        if pushes and pushes[-1].pending:
+            return st  # a crash left it in flight: resume() re-runs it
+        if st.error_class is ErrorClass.CONNECTION_ERROR and facts.ont is not None \
+                and not (facts.ont.present and facts.ont.operational):
+            return st  # the ONT is not there: waiting for on_ont_seen
+        if not force and st.error_class is not None and st.error_class not in retry:
+            return st
+        try:
+            plan = await self.plan(order_id)
+        except _NotReady as exc:
+            events = await self.store.order_events(order_id)
+            if not events or (events[-1].error_class, events[-1].message) != (exc.error_class,
+                                                                              exc.message):
+                await self.store.record_order_event(
+                    order_id, Status.AWAITING_PROVISIONING.value, exc.message, exc.error_class)
+            return st
+        if facts.removal_requested:
+            await self._remove(plan)
+        else:
+            await self._apply(plan)
+        return await self._note(order_id)
+
+    # ---- crash recovery -------------------------------------------------------------------------
+    async def resume(self) -> list[Push]:
+        """Re-run every push a crash left pending; returns the pushes as finished."""
+        done: list[Push] = []
+        for pending in await self.store.pending_pushes():
+            if pending.order_id is None:
+                done.append(await self.store.finish_push(
+                    pending.id, PushPhase.FAILED, error_class=ErrorClass.REJECTED,
+                    message="abandoned after a restart: the push names no order to re-run"))
+                continue
+            async with self._lock(pending.order_id):
+                await self._resume_one(pending)
+                done.append(await self.store.get_push(pending.id))
+                await self._note(pending.order_id)
+        return done
+
+    async def _resume_one(self, pending: Push) -> None:
+        assert pending.order_id is not None
+        try:
+            plan = await self.plan(pending.order_id)
+        except (_NotReady, NotFound) as exc:
+            cls = exc.error_class if isinstance(exc, _NotReady) else ErrorClass.REJECTED
+            await self.store.finish_push(pending.id, PushPhase.FAILED, error_class=cls,
+                                         message=f"not resumed after a restart: {exc}")
+            return
+        order = plan.order
+        if order.cancelled_at is not None or order.removed_at is not None:
+            await self.store.finish_push(pending.id, PushPhase.FAILED,
+                                         error_class=ErrorClass.REJECTED,
+                                         message="not resumed after a restart: the order is "
+                                                 "closed")
+            return
+        log.info("resuming push %d of order %s (%s)", pending.id, order.id, pending.action)
+        if pending.action is PushAction.REMOVE:
+            await self._remove(plan, pending.id)
+        else:
+            await self._apply(plan, pending.id)
+
+    # ---- discovery ------------------------------------------------------------------------------
+    async def on_ont_seen(self, serial: str, olt: str, pon_port: str,
+                          state: OntState | str = OntState.UP, *,
+                          condition: str = "") -> list[OrderStatus]:
+        """Discovery hook: record the ONT, then reconcile every open order bound to it (an
+        order that waited for it, connection error included, goes ahead by itself)."""
+        st = OntState(state)
+        await self.store.upsert_ont(serial, olt, pon_port, state=st, condition=condition)
+        binding = await self.store.binding_of_serial(serial)
+        if binding is None:
+            return []
+        retry = (ErrorClass.CONNECTION_ERROR,) if st is OntState.UP else ()
+        return [await self.reconcile(o.id, retry=retry)
+                for o in await self.store.list_orders(object_id=binding.object_id,
+                                                      open_only=True)]
+
+    # ---- activation on time ---------------------------------------------------------------------
+    async def tick(self) -> datetime | None:
+        """Reconcile every open order once; the earliest future start date, if any."""
+        nxt: datetime | None = None
+        for order in await self.store.list_orders(open_only=True):
+            try:
+                st = await self.reconcile(order.id)
+            except Exception:  # one broken order must not stop the others
+                log.exception("reconciling order %s failed", order.id)
+                continue
+            if st.activates_at is not None and (nxt is None or st.activates_at < nxt):
+                nxt = st.activates_at
+        return nxt
+
+    async def _schedule(self) -> None:
+        while True:
+            nxt = await self.tick()
+            delay = self.max_sleep
+            if nxt is not None:
+                delay = min(delay, max(0.0, (nxt - self.clock()).total_seconds()) + 0.01)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    # ---- audit ----------------------------------------------------------------------------------
+    async def audit(self, olt: str) -> list[AuditFinding]:
+        """Dry-run every active order on ``olt``; record a mismatch (with the diff) where the
+        device differs, and heal it by a resend if ``settings.heal_mismatches``."""
+        findings: list[AuditFinding] = []
+        queue = self.queue(olt)
+        for order in await self.store.list_orders(open_only=True):
+            facts = await self.store.order_facts(order.id, self.catalog)
+            if facts.ont is None or facts.ont.olt != olt or facts.removal_requested:
+                continue
+            if compute_status(facts, self.clock()).status is not Status.ACTIVE:
+                continue
+            async with self._lock(order.id):
+                try:
+                    plan = await self.plan(order.id)
+                except _NotReady as exc:
+                    findings.append(AuditFinding(order.id, error=exc.message))
+                    continue
+                result = await queue.submit(PushJob([plan.ont], [plan.service], dry_run=True))
+                if not result.ok:
+                    err = result.error.message if result.error else "dry run failed"
+                    findings.append(AuditFinding(order.id, error=err))
+                    continue
+                if result.diff is None or result.diff.empty:
+                    continue
+                diff = result.diff.text
+                pid = await self.store.begin_push(olt, digest(result.payload or ""),
+                                                  order_id=order.id)
+                await self.store.finish_push(
+                    pid, PushPhase.FAILED, error_class=ErrorClass.MISMATCH,
+                    message=f"audit: OLT {olt} differs from the intent:\n{diff}")
+                await self._note(order.id)
+                healed = False
+                if self.settings.heal_mismatches:
+                    healed = (await self._reconcile(order.id, (), force=True)).status \
+                        is Status.ACTIVE
+            findings.append(AuditFinding(order.id, diff=diff, healed=healed))
+        return findings
+
