@@ -100,12 +100,12 @@ class Lab:
             gen = spec.generate
             if gen is not None:
                 onts.extend(_generated(spec.name, i, olt.pon_ports, gen))
-            configured: list[Any] = []
-            profiles: set[str] = set()
+            # The operator's traffic profiles, then any pre-configured ONUs, as saved config.
+            configured: list[Any] = [el for name, rate in spec.traffic_profiles.items()
+                                     for el in b.traffic_profile(name, rate)]
             for ont in onts:
                 if ont.configured is not None:
                     configured.extend(_preconfig(olt, ont.serial, ont.port, ont.configured))
-                    profiles.update(s.profile for s in ont.configured.services)
                 if ont.gateway is not None:
                     gw_index += 1
                     g = ont.gateway
@@ -121,8 +121,7 @@ class Lab:
                         raise ValueError(f"gateway name {name!r} repeats")
                     self.gateways[name] = gw
             if configured:
-                prof = [el for p in sorted(profiles) for el in b.traffic_profile(p, 100_000_000)]
-                root = ed.edit(olt.running, b.combine(prof + configured)).root
+                root = ed.edit(olt.running, b.combine(configured)).root
                 olt.check(root, None)
                 olt.set_running(root)
                 olt.startup = olt.candidate = olt.running

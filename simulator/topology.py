@@ -203,6 +203,8 @@ class OltSpec(_Model):
     protocols: list[Protocol] = ["netconf", "snmp", "ssh"]
     pon_ports: list[str] | int = 4  # names, or a count on slot 0/1
     uplinks: list[Uplink] = Field(min_length=1)
+    # Traffic descriptor profiles the operator set up on the OLT: name -> maximum bit rate.
+    traffic_profiles: dict[str, int] = {"tdp-100M": 100_000_000, "tdp-1G": 1_000_000_000}
     onts: list[OntSpec] = []
     generate: Generate | None = None
 
@@ -233,6 +235,17 @@ class OltSpec(_Model):
             if ont.port not in ports:
                 raise ValueError(f"onts[{i}] ({ont.serial}) is on port {ont.port}, which this "
                                  f"OLT does not have (ports: {', '.join(ports)})")
+        for name, rate in self.traffic_profiles.items():
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}", name) or not 0 < rate <= 10**11:
+                raise ValueError(f"traffic profile {name!r}: a name of 1-32 letters, digits, "
+                                 "'_', '.', '-' and a rate of 1..100,000,000,000 bit/s")
+        services = [s for o in self.onts if o.configured for s in o.configured.services]
+        services += self.generate.configured_services if self.generate else []
+        for svc in services:
+            if svc.profile not in self.traffic_profiles:
+                raise ValueError(f"a pre-configured service uses traffic profile "
+                                 f"{svc.profile!r}, which traffic_profiles does not define "
+                                 f"({', '.join(self.traffic_profiles)})")
         seen: set[str] = set()
         for u in self.uplinks:
             if u.port in seen or u.port in ports:

@@ -112,3 +112,17 @@ def test_free_text_fields_are_matched_whole(field: str, value: str) -> None:
                                 "configured": conf}]}]}
     with pytest.raises(TopologyError, match=field):
         parse_topology(spec, "lab.yaml")
+
+
+def test_traffic_profiles_are_on_every_olt_and_checked() -> None:
+    lab = Lab(parse_topology(MINIMAL, "lab.yaml"))
+    olt = lab.olts["olt1"]
+    assert not olt.unsaved  # the operator's profiles are saved config
+    from simulator.config.validate import tables
+    assert {"tdp-100M", "tdp-1G"} <= tables(olt.running)["tdp"]
+    spec = {"olts": [{"name": "olt1", "uplinks": [{"port": "0/9/0", "vlans": [1000]}],
+                      "traffic_profiles": {"tdp-10M": 10_000_000},
+                      "onts": [{"serial": "ABCD00000001", "port": "0/1/0", "configured": {
+                          "onu_id": 1, "services": [{"c_vlan": 100, "s_vlan": 1000}]}}]}]}
+    with pytest.raises(TopologyError, match="traffic profile 'tdp-100M'"):
+        parse_topology(spec, "lab.yaml")

@@ -268,3 +268,20 @@ async def test_rendered_payload_provisions_resends_idempotently_and_removes(
         await eventually(lambda: ont.state == OntState.UNCLAIMED)
         assert not olt.view.services_of(VANI)
         assert VANI not in olt.view.onus
+
+
+@pytest.mark.parametrize("name", PROFILES)
+async def test_removing_a_service_whose_vlans_another_subscriber_shares(lab: Lab,
+                                                                        name: str) -> None:
+    # SIML0000A001 is in service at start with S-VLAN 1000 / C-VLAN 100 on the same uplink.
+    olt = lab.olts["olt1"]
+    shared = ServiceIntent("ord-7-internet", ONT, uni=1, c_vlan=100, s_vlan=1000,
+                           uplink="0/9/0", profile=SVC.profile, gemport_id=2001, alloc_id=2001)
+    profile = load_profile(name)
+    async with make_driver(profile, lab, olt) as dev:
+        await push(dev, render(profile, ONT, [shared]))
+        await eventually(lambda: bool(olt.onts[SERIAL].applied))
+        await push(dev, render_removal(profile, shared, with_ont=True))
+    assert not olt.view.services_of(VANI)
+    neighbour = olt.onts["SIML0000A001"]
+    assert [(s.s_vlan, s.c_vlan) for s in neighbour.applied.values()] == [(1000, 100)]
