@@ -44,6 +44,7 @@ from pydantic import (
 )
 
 from agent.intent import NAME, PON_PORT, BandwidthProfile, IntentError
+from drivers.datafiles import field_path
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "configs" / "catalog.yaml"
 
@@ -325,12 +326,6 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
                                  _construct_mapping)
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
 
 def parse_catalog(data: Any, source: str) -> Catalog:
     """Validate already-loaded YAML data; errors name ``source``, each field and the reason."""
@@ -339,7 +334,7 @@ def parse_catalog(data: Any, source: str) -> Catalog:
     try:
         spec = CatalogSpec.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{source}: {_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]
+        lines = [f"{source}: {field_path(e['loc'])}: {e['msg']}" for e in exc.errors()]
         raise CatalogError("\n".join(lines)) from None
     try:
         return Catalog(spec, source)

@@ -27,13 +27,11 @@ checkout), else in ``./configs/profiles/``.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
 import jinja2
-import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import (
     BaseModel,
@@ -45,6 +43,7 @@ from pydantic import (
     model_validator,
 )
 
+from drivers.datafiles import data_dirs, locate, read_yaml, validation_message
 from drivers.snmp.varbind import VarType
 
 Protocol = Literal["netconf", "snmp", "ssh"]
@@ -53,8 +52,6 @@ TemplateName = Literal["ont", "service", "remove_service", "remove_ont", "gatewa
 TEMPLATE_NAMES: tuple[TemplateName, ...] = ("ont", "service", "remove_service", "remove_ont")
 # A gateway profile writes the analytics (PHAN) URL and WAN VLAN, and clears them (RMA).
 GATEWAY_TEMPLATE_NAMES: tuple[TemplateName, ...] = ("gateway", "clear_gateway")
-CONFIGS_ENV = "PONCTL_CONFIGS"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 # Types a varbind template may set (the read-only and exception types make no sense here).
 SETTABLE = frozenset({VarType.INTEGER, VarType.UNSIGNED, VarType.OCTET_STRING,
@@ -210,15 +207,6 @@ class Profile(_Model):
 
 
 # ---- loading --------------------------------------------------------------------------------
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if part in ("str", "list[VarbindTemplate]"):  # the union branch pydantic tried
-            continue
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
 def parse_profile(data: Any, source: str) -> Profile:
     """Validate already-loaded YAML data; errors name ``source``, each field and the reason.
 
@@ -231,65 +219,17 @@ def parse_profile(data: Any, source: str) -> Profile:
     try:
         profile = Profile.model_validate(data)
     except ValidationError as exc:
-        lines: list[str] = []
-        for e in exc.errors():
-            line = f"{source}: {_loc(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
-            if line not in lines:
-                lines.append(line)
-        raise ProfileError("\n".join(lines)) from None
+        raise ProfileError(validation_message(source, exc)) from None
     profile._source = source
     return profile
 
 
 def profile_dirs() -> list[Path]:
     """Where bare profile names are looked up, in order."""
-    dirs: list[Path] = []
-    env = os.environ.get(CONFIGS_ENV)
-    if env:
-        dirs.append(Path(env) / "profiles")
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "configs" / "profiles"
-        if candidate.is_dir():
-            dirs.append(candidate)
-            break
-    dirs.append(Path.cwd() / "configs" / "profiles")
-    unique: list[Path] = []
-    for d in dirs:
-        if d not in unique:
-            unique.append(d)
-    return unique
-
-
-def _find(name: str) -> Path:
-    if not _NAME.fullmatch(name):
-        raise ProfileError(f"{name!r} is not a profile name (letters, digits, '.', '_', '-')")
-    dirs = profile_dirs()
-    for d in dirs:
-        for ext in (".yaml", ".yml"):
-            path = d / f"{name}{ext}"
-            if path.is_file():
-                return path
-    known = sorted({p.stem for d in dirs if d.is_dir() for p in d.glob("*.y*ml")})
-    raise ProfileError(f"no profile {name!r} in {', '.join(str(d) for d in dirs)}"
-                       f" (known: {', '.join(known) or 'none'}; set ${CONFIGS_ENV} to the "
-                       "configs directory to look elsewhere)")
+    return data_dirs("profiles")
 
 
 def load_profile(name_or_path: str | Path) -> Profile:
-    """Read a profile by bare name (``"sim-olt-netconf"``) or from a file path.
-
-    A string containing a path separator or ending in ``.yaml``/``.yml`` is a path.
-    """
-    text_form = str(name_or_path)
-    is_path = (isinstance(name_or_path, Path) or os.sep in text_form or "/" in text_form
-               or text_form.endswith((".yaml", ".yml")))
-    path = Path(name_or_path) if is_path else _find(text_form)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: not valid YAML: {exc}") from None
-    return parse_profile(data, str(path))
+    """Read a profile by bare name (``"sim-olt-netconf"``) or from a file path."""
+    path = locate(name_or_path, "profiles", "profile", ProfileError)
+    return parse_profile(read_yaml(path, ProfileError), str(path))

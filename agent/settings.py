@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agent.intent import NAME
+from drivers.datafiles import field_path
 
 
 class SettingsError(ValueError):
@@ -183,12 +184,6 @@ class Settings(_Model):
         raise KeyError(f"no device named {name!r} in the settings")
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
 
 def parse_settings(data: Any, source: str) -> Settings:
     if not isinstance(data, dict):
@@ -197,7 +192,7 @@ def parse_settings(data: Any, source: str) -> Settings:
         return Settings.model_validate(data)
     except ValidationError as exc:
         # Never echo the input: it may be a secret someone wrote in by mistake.
-        raise SettingsError("\n".join(f"{source}: {_loc(e['loc'])}: {e['msg']}"
+        raise SettingsError("\n".join(f"{source}: {field_path(e['loc'])}: {e['msg']}"
                                       for e in exc.errors())) from None
 
 

@@ -18,12 +18,10 @@ checkout), else in ``./configs/platforms/``.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -34,11 +32,11 @@ from pydantic import (
     model_validator,
 )
 
+from drivers.datafiles import data_dirs, locate, read_yaml, validation_message
+
 Mode = Literal["user", "privileged", "config", "sub_config"]
 Target = Literal["user", "privileged", "config"]  # the modes a session is moved to
 MODES: tuple[Mode, ...] = ("user", "privileged", "config", "sub_config")
-CONFIGS_ENV = "PONCTL_CONFIGS"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class PlatformError(ValueError):
@@ -195,13 +193,6 @@ class Platform(_Model):
 
 
 # ---- loading --------------------------------------------------------------------------------
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
 def parse_platform(data: Any, source: str) -> Platform:
     """Validate already-loaded YAML data; errors name ``source``, each field and the reason.
 
@@ -214,62 +205,17 @@ def parse_platform(data: Any, source: str) -> Platform:
     try:
         platform = Platform.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{source}: {_loc(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
-                 for e in exc.errors()]
-        raise PlatformError("\n".join(lines)) from None
+        raise PlatformError(validation_message(source, exc)) from None
     platform._source = source
     return platform
 
 
 def platform_dirs() -> list[Path]:
     """Where bare platform names are looked up, in order."""
-    dirs: list[Path] = []
-    env = os.environ.get(CONFIGS_ENV)
-    if env:
-        dirs.append(Path(env) / "platforms")
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "configs" / "platforms"
-        if candidate.is_dir():
-            dirs.append(candidate)
-            break
-    dirs.append(Path.cwd() / "configs" / "platforms")
-    unique: list[Path] = []
-    for d in dirs:
-        if d not in unique:
-            unique.append(d)
-    return unique
-
-
-def _find(name: str) -> Path:
-    if not _NAME.fullmatch(name):
-        raise PlatformError(f"{name!r} is not a platform name (letters, digits, '.', '_', '-')")
-    dirs = platform_dirs()
-    for d in dirs:
-        for ext in (".yaml", ".yml"):
-            path = d / f"{name}{ext}"
-            if path.is_file():
-                return path
-    known = sorted({p.stem for d in dirs if d.is_dir() for p in d.glob("*.y*ml")})
-    raise PlatformError(f"no platform {name!r} in {', '.join(str(d) for d in dirs)}"
-                        f" (known: {', '.join(known) or 'none'}; set ${CONFIGS_ENV} to the "
-                        "configs directory to look elsewhere)")
+    return data_dirs("platforms")
 
 
 def load_platform(name_or_path: str | Path) -> Platform:
-    """Read a platform by bare name (``"huawei-olt"``) or from a file path.
-
-    A string containing a path separator or ending in ``.yaml``/``.yml`` is a path.
-    """
-    text_form = str(name_or_path)
-    is_path = (isinstance(name_or_path, Path) or os.sep in text_form or "/" in text_form
-               or text_form.endswith((".yaml", ".yml")))
-    path = Path(name_or_path) if is_path else _find(text_form)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PlatformError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PlatformError(f"{path}: not valid YAML: {exc}") from None
-    return parse_platform(data, str(path))
+    """Read a platform by bare name (``"huawei-olt"``) or from a file path."""
+    path = locate(name_or_path, "platforms", "platform", PlatformError)
+    return parse_platform(read_yaml(path, PlatformError), str(path))

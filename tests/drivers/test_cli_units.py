@@ -9,8 +9,9 @@ import pytest
 
 from drivers.cli import Platform, PlatformError, load_platform
 from drivers.cli.diff import diff_lines, plan, running_keys
-from drivers.cli.platform import CONFIGS_ENV, parse_platform, platform_dirs
+from drivers.cli.platform import parse_platform, platform_dirs
 from drivers.cli.text import clean, first_error, last_line, render_line, split_reply, without
+from drivers.datafiles import CONFIGS_ENV
 
 PROMPT = re.compile(r"^[\w.-]+(?:\([\w/.:-]+\))?[>#]$")
 MORE = "---- More ( Press 'Q' to break ) ----"
