@@ -197,8 +197,12 @@ class Engine:
         """Stop the scheduler and the queues (pushes in flight stay pending: resume them)."""
         if self._scheduler is not None:
             self._scheduler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._scheduler
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # close() itself is being cancelled: do not swallow that
             self._scheduler = None
         for queue in self._queues.values():
             await queue.close()

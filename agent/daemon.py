@@ -1,0 +1,480 @@
+"""The agent daemon: store, catalog, engine, discovery, audits and a health/metrics server.
+
+:class:`Daemon` starts its parts in order and stops them in reverse, collecting (and logging)
+every shutdown error instead of stopping at the first:
+
+1. the :class:`agent.store.Store` (``settings.store``);
+2. the :class:`agent.catalog.Catalog` (``settings.catalog``);
+3. the :class:`agent.engine.Engine`, then :meth:`Engine.resume` (pushes a crash left pending)
+   and one reconcile pass over every open order (:meth:`Engine.tick`);
+4. one discovery watch per OLT (:func:`agent.discovery.watch`): each observation is recorded
+   in the store (:func:`agent.discovery.record`) and an ONT seen operational is handed to
+   :meth:`Engine.on_ont_seen`, so orders waiting for it go ahead;
+5. one periodic audit task per OLT every ``settings.audit_interval`` seconds (0: none);
+6. an aiohttp server on ``settings.api.listen:settings.api.port`` with ``GET /healthz`` and
+   ``GET /metrics`` (Prometheus text exposition).
+
+Not done here: SNMP OLTs report ONTs by traps, and the settings name no trap listener (address,
+port, community or v3 users) for the OLTs to send them to, so SNMP OLTs are not watched (a
+warning says so, ``/healthz`` shows ``"watched": false``); their orders are still pushed,
+reconciled by the scheduler and audited.
+
+Metrics are computed from the store on each scrape (the engine offers no hook): orders by
+status, pushes by outcome, failed pushes by error class, push durations (sum and count of
+finished pushes) and the OLT queues' depths.
+
+Logging: :func:`configure_logging` installs one stderr handler (plain or JSON lines) with a
+:class:`RedactingFilter`; :class:`Daemon` registers every secret it resolves with it, so a
+resolved password, community or token never reaches the log, whatever logged it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json as jsonlib
+import logging
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+from aiohttp import web
+
+from agent.catalog import Catalog, load_catalog
+from agent.connect import driver_factory
+from agent.discovery import STORE_STATE, Backoff, OntSeen, record, watch
+from agent.engine import Engine
+from agent.profiles import load_profile
+from agent.settings import Device, SecretRef, Settings, SettingsError
+from agent.store import OntState, Push, Store
+from drivers.base import Driver
+
+log = logging.getLogger(__name__)
+
+WATCHED_PROTOCOLS = frozenset({"netconf", "ssh"})
+TASK_STOP_TIMEOUT = 10.0  # seconds for the background tasks to end on stop
+MIN_SECRET_LENGTH = 3  # shorter values would redact ordinary words
+
+
+# ---- logging ------------------------------------------------------------------------------------
+_STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "taskName"}
+REDACTED = "***"
+
+
+class RedactingFilter(logging.Filter):
+    """Replaces every registered secret value in a record (message, arguments, extra fields,
+    exception text) by ``***``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+
+    def add(self, values: Iterable[str]) -> None:
+        self._secrets.update(v for v in values if len(v) >= MIN_SECRET_LENGTH)
+
+    def redact(self, text: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        record.msg = self.redact(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        for key, value in list(vars(record).items()):
+            if key not in _STANDARD_ATTRS and isinstance(value, str):
+                setattr(record, key, self.redact(value))
+        return True
+
+
+redactor = RedactingFilter()
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, the record's extra fields and
+    the exception text, if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS and key not in out:
+                out[key] = value if isinstance(value, int | float | bool | None) else str(value)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            out["exception"] = record.exc_text
+        return jsonlib.dumps(out, ensure_ascii=False)
+
+
+def configure_logging(json: bool, *, level: int = logging.INFO,
+                      secrets: Iterable[str] = ()) -> logging.Handler:
+    """Send the root logger's records to stderr, as JSON lines or plain text, through the
+    module's :data:`redactor` (``secrets`` are added to it). Replaces an earlier call's handler."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_ponctl", False):
+            root.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler._ponctl = True  # type: ignore[attr-defined]
+    handler.setFormatter(JsonFormatter() if json else logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    redactor.add(secrets)
+    handler.addFilter(redactor)
+    root.addHandler(handler)
+    root.setLevel(level)
+    return handler
+
+
+def _refs(settings: Settings) -> list[SecretRef]:
+    refs: list[SecretRef] = [t.token for t in settings.api.tokens]
+    for d in settings.devices:
+        if d.ssh is not None and d.ssh.password is not None:
+            refs.append(d.ssh.password)
+        if d.snmp is not None:
+            refs += [r for r in (d.snmp.community, d.snmp.auth_key, d.snmp.priv_key)
+                     if r is not None]
+    return refs
+
+
+def secret_values(settings: Settings, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Every secret the settings refer to that resolves now (unresolvable ones are skipped:
+    whoever needs them reports the missing variable or file)."""
+    env = None if environ is None else dict(environ)
+    out: list[str] = []
+    for ref in _refs(settings):
+        with contextlib.suppress(SettingsError):
+            out.append(ref.resolve(env))
+    return out
+
+
+# ---- metrics ---------------------------------------------------------------------------------
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _family(lines: list[str], name: str, kind: str, help_text: str,
+            samples: Iterable[tuple[str, Mapping[str, str], float]]) -> None:
+    lines.append(f"# HELP {name} {help_text}")
+    lines.append(f"# TYPE {name} {kind}")
+    for suffix, labels, value in samples:
+        lbl = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
+        lines.append(f"{name}{suffix}{{{lbl}}} {value:g}" if lbl else f"{name}{suffix} {value:g}")
+
+
+def push_outcome(push: Push) -> str:
+    return "pending" if push.pending else push.phase.value.replace("-", "_")
+
+
+# ---- the daemon ------------------------------------------------------------------------------
+@dataclass
+class DeviceState:
+    """What the daemon knows of one OLT's discovery session."""
+
+    name: str
+    protocol: str
+    watched: bool
+    driver: Driver[Any] | None = None
+    last_seen: datetime | None = None  # the last ONT observation
+    events: int = 0
+    error: str = ""
+    audits: int = 0
+    last_audit: datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "protocol": self.protocol, "watched": self.watched,
+            "connected": bool(self.driver is not None and self.driver.connected),
+            "last_seen": self.last_seen.isoformat() if self.last_seen else None,
+            "events": self.events, "error": self.error, "audits": self.audits,
+            "last_audit": self.last_audit.isoformat() if self.last_audit else None,
+        }
+
+
+@dataclass
+class _Closer:
+    name: str
+    close: Callable[[], Awaitable[None]]
+
+
+@dataclass
+class _Tasks:
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def cancel(self) -> None:
+        # A cancellation that lands inside a library call may be swallowed (turned into a
+        # connection error that the watch retries): cancel again until the task ends.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TASK_STOP_TIMEOUT
+        errors: list[BaseException] = []
+        for t in self.tasks:
+            while not t.done() and loop.time() < deadline:
+                t.cancel()
+                await asyncio.wait({t}, timeout=0.2)
+            if not t.done():
+                errors.append(TimeoutError(f"task {t.get_name()} did not stop"))
+            elif not t.cancelled() and t.exception() is not None:
+                exc = t.exception()
+                assert exc is not None
+                errors.append(exc)
+        self.tasks.clear()
+        if errors:
+            raise ExceptionGroup("background tasks failed", errors)  # type: ignore[type-var]
+
+
+class Daemon:
+    """The running agent (see the module docstring). ``async with Daemon(settings) as d:``;
+    ``d.port`` is the HTTP server's bound port (useful with ``api.port: 0``)."""
+
+    def __init__(self, settings: Settings, *, environ: Mapping[str, str] | None = None,
+                 engine_options: Mapping[str, Any] | None = None,
+                 watch_interval: float = 5.0, backoff: Backoff | None = None) -> None:
+        self.settings = settings
+        self.environ = environ
+        self.engine_options = dict(engine_options or {})
+        self.watch_interval = watch_interval
+        self.backoff = backoff or Backoff()
+        self.store: Store | None = None
+        self.catalog: Catalog | None = None
+        self.engine: Engine | None = None
+        self.devices: dict[str, DeviceState] = {}
+        self.port: int | None = None
+        self.started_at = time.monotonic()
+        self.shutdown_errors: list[BaseException] = []
+        self._closers: list[_Closer] = []
+        self._tasks = _Tasks()
+        redactor.add(secret_values(settings, environ))
+
+    # ---- lifecycle --------------------------------------------------------------------------
+    async def __aenter__(self) -> Self:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Start every part in order (on failure, :meth:`stop` undoes what was started)."""
+        s = self.settings
+        store = Store(s.store)
+        await store.open()
+        self.store = store
+        self._closers.append(_Closer("store", store.close))
+        self.catalog = await asyncio.to_thread(load_catalog, s.catalog)
+        engine = Engine(store, self.catalog, s, environ=self.environ, **self.engine_options)
+        await engine.start()
+        self.engine = engine
+        self._closers.append(_Closer("engine", engine.close))
+        resumed = await engine.resume()
+        if resumed:
+            log.info("resumed %d pushes left pending", len(resumed))
+        await engine.tick()
+        self._closers.append(_Closer("background tasks", self._tasks.cancel))
+        for device in s.devices:
+            if device.kind == "olt":
+                self._start_watch(device, engine)
+        if s.audit_interval > 0:
+            for name in self.devices:
+                self._spawn(self._audit_loop(name, s.audit_interval), f"audit-{name}")
+        await self._start_http()
+
+    async def stop(self) -> None:
+        """Stop what was started, in reverse; every error is logged and kept in
+        :attr:`shutdown_errors`, and the other parts are still stopped."""
+        while self._closers:
+            closer = self._closers.pop()
+            try:
+                await closer.close()
+            except Exception as exc:  # noqa: BLE001 - collect, go on stopping the rest
+                log.error("stopping the %s failed: %s", closer.name, exc)  # noqa: TRY400
+                self.shutdown_errors.append(exc)
+        self.engine = None
+        self.store = None
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
+        async def run() -> None:
+            await coro
+
+        task = asyncio.create_task(run(), name=name)
+        self._tasks.tasks.append(task)
+        return task
+
+    # ---- discovery --------------------------------------------------------------------------
+    def _start_watch(self, device: Device, engine: Engine) -> None:
+        state = DeviceState(device.name, device.protocol,
+                            watched=device.protocol in WATCHED_PROTOCOLS)
+        self.devices[device.name] = state
+        if not state.watched:
+            log.warning("%s: ONT discovery over SNMP traps is not configured (no trap "
+                        "listener in the settings); this OLT is not watched", device.name,
+                        extra={"device": device.name})
+            return
+        driver = driver_factory(device, load_profile(device.profile), self.environ)()
+        state.driver = driver
+        on_seen = self._bridge(state, engine)
+
+        async def run() -> None:
+            try:
+                await watch(device.name, driver, on_seen, interval=self.watch_interval,
+                            backoff=self.backoff)
+            except Exception as exc:  # noqa: BLE001 - watch gave up: keep the daemon up, say so
+                state.error = f"{type(exc).__name__}: {exc}"
+                log.error("%s: discovery stopped: %s", device.name, state.error)  # noqa: TRY400
+            finally:
+                with contextlib.suppress(Exception):
+                    await driver.close()
+
+        self._spawn(run(), f"watch-{device.name}")
+
+    def _bridge(self, state: DeviceState,
+                engine: Engine) -> Callable[[OntSeen], Awaitable[None]]:
+        recorder = record(engine.store)
+
+        async def on_seen(seen: OntSeen) -> None:
+            state.last_seen = datetime.now(UTC)
+            state.events += 1
+            log.info("%s: ONT %s %s on %s", seen.olt, seen.serial, seen.state, seen.pon_port,
+                     extra={"device": seen.olt, "serial": seen.serial, "ont_state": seen.state})
+            await recorder(seen)  # model, firmware, onu-id; stale reports ignored
+            mapped = STORE_STATE.get(seen.state)
+            if mapped is None or mapped[0] is not OntState.UP:
+                return
+            ont = await engine.store.get_ont(seen.serial)
+            if ont is not None and (ont.olt, ont.pon_port) == (seen.olt, seen.pon_port):
+                await engine.on_ont_seen(seen.serial, seen.olt, seen.pon_port, OntState.UP)
+
+        return on_seen
+
+    # ---- audit ------------------------------------------------------------------------------
+    async def _audit_loop(self, olt: str, interval: float) -> None:
+        state = self.devices[olt]
+        while True:
+            await asyncio.sleep(interval)
+            engine = self.engine
+            if engine is None:
+                return
+            try:
+                findings = await engine.audit(olt)
+            except Exception:
+                log.exception("%s: audit failed", olt)
+                continue
+            state.audits += 1
+            state.last_audit = datetime.now(UTC)
+            for f in findings:
+                log.warning("%s: audit: order %s %s", olt, f.order_id,
+                            f.error or ("healed" if f.healed else "differs from its intent"),
+                            extra={"device": olt, "order_id": f.order_id})
+
+    # ---- HTTP -------------------------------------------------------------------------------
+    async def _start_http(self) -> None:
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        self._closers.append(_Closer("http server", runner.cleanup))
+        site = web.TCPSite(runner, self.settings.api.listen, self.settings.api.port)
+        await site.start()
+        address = runner.addresses[0]
+        self.port = int(address[1])
+        log.info("listening on http://%s:%d", self.settings.api.listen, self.port,
+                 extra={"port": self.port})
+
+    def queue_depths(self) -> dict[str, int]:
+        engine = self.engine
+        if engine is None:
+            return {}
+        depths: dict[str, int] = {}
+        for name in self.devices:
+            with contextlib.suppress(SettingsError):
+                depths[name] = engine.queue(name).depth
+        return depths
+
+    async def _store_ok(self) -> str | None:
+        if self.store is None:
+            return "the store is closed"
+        try:
+            await self.store.schema_version()
+        except Exception as exc:  # noqa: BLE001 - any failure means the store is unusable
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        problem = await self._store_ok()
+        body = {
+            "status": "ok" if problem is None else "unavailable",
+            "store": {"ok": problem is None, **({"error": problem} if problem else {})},
+            "devices": {n: d.as_json() for n, d in self.devices.items()},
+            "queues": self.queue_depths(),
+            "uptime_seconds": round(time.monotonic() - self.started_at, 3),
+        }
+        return web.json_response(body, status=200 if problem is None else 503)
+
+    async def metrics_text(self) -> str:
+        """The Prometheus text exposition of the daemon's metrics."""
+        store, engine = self.store, self.engine
+        if store is None or engine is None:
+            raise RuntimeError("the daemon is not running")
+        orders: Counter[str] = Counter()
+        outcomes: Counter[str] = Counter()
+        errors: Counter[str] = Counter()
+        seconds, finished = 0.0, 0
+        for order in await store.list_orders():
+            orders[(await engine.status(order.id)).status.value] += 1
+            for push in await store.pushes_of(order.id):
+                outcomes[push_outcome(push)] += 1
+                if push.error_class is not None:
+                    errors[push.error_class.value] += 1
+                if push.finished_at is not None:
+                    finished += 1
+                    seconds += max(0.0, (push.finished_at - push.started_at).total_seconds())
+        lines: list[str] = []
+        _family(lines, "ponctl_pushes_total", "counter", "Pushes recorded, by outcome.",
+                [("", {"outcome": k}, v) for k, v in sorted(outcomes.items())])
+        _family(lines, "ponctl_push_errors_total", "counter",
+                "Failed pushes, by error class.",
+                [("", {"error_class": k}, v) for k, v in sorted(errors.items())])
+        _family(lines, "ponctl_queue_depth", "gauge", "Push jobs waiting for a worker, by OLT.",
+                [("", {"olt": k}, v) for k, v in sorted(self.queue_depths().items())])
+        _family(lines, "ponctl_push_seconds", "summary", "Duration of finished pushes.",
+                [("_sum", {}, seconds), ("_count", {}, finished)])
+        _family(lines, "ponctl_orders", "gauge", "Orders, by status.",
+                [("", {"status": k}, v) for k, v in sorted(orders.items())])
+        _family(lines, "ponctl_device_connected", "gauge",
+                "1 if the OLT's discovery session is connected.",
+                [("", {"olt": n}, float(d.as_json()["connected"]))
+                 for n, d in sorted(self.devices.items())])
+        return "\n".join(lines) + "\n"
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        try:
+            text = await self.metrics_text()
+        except Exception as exc:
+            log.exception("metrics failed")
+            raise web.HTTPServiceUnavailable(text=f"metrics unavailable: {type(exc).__name__}") \
+                from None
+        return web.Response(text=text, headers={
+            "Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
