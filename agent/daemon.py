@@ -141,6 +141,8 @@ def configure_logging(json: bool, *, level: int = logging.INFO,
     handler.addFilter(redactor)
     root.addHandler(handler)
     root.setLevel(level)
+    # asyncssh logs every channel open and close at INFO: thousands of lines on a busy OLT.
+    logging.getLogger("asyncssh").setLevel(max(level, logging.WARNING))
     return handler
 
 
