@@ -12,7 +12,8 @@ every shutdown error instead of stopping at the first:
    :meth:`Engine.on_ont_seen`, so orders waiting for it go ahead;
 5. one periodic audit task per OLT every ``settings.audit_interval`` seconds (0: none);
 6. an aiohttp server on ``settings.api.listen:settings.api.port`` with ``GET /healthz`` and
-   ``GET /metrics`` (Prometheus text exposition).
+   ``GET /metrics`` (Prometheus text exposition), and the OSS/BSS API under ``/api/v1``
+   (:mod:`agent.api`).
 
 Not done here: SNMP OLTs report ONTs by traps, and the settings name no trap listener (address,
 port, community or v3 users) for the OLTs to send them to, so SNMP OLTs are not watched (a
@@ -45,6 +46,8 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from agent.api import PREFIX as API_PREFIX
+from agent.api import api_app
 from agent.catalog import Catalog, load_catalog
 from agent.connect import driver_factory
 from agent.discovery import STORE_STATE, Backoff, OntSeen, record, watch
@@ -395,6 +398,7 @@ class Daemon:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
+        app.add_subapp(API_PREFIX, api_app(self))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         self._closers.append(_Closer("http server", runner.cleanup))
