@@ -26,11 +26,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lxml import etree
+
 from agent.intent import PON_PORT, SERIAL
 from agent.store import InvalidValue, NotFound, OntState, Store, check_text
 from drivers.base import DeviceEvent, Driver
 from drivers.cli import CliDriver
 from drivers.errors import DriverError, SessionLostError
+from drivers.netconf import NetconfDriver
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,9 @@ SNMP_TRAPS = ("ponctlOntDiscovered", "ponctlOntUp", "ponctlOntDown")
 STORE_STATE: dict[str, tuple[OntState, str]] = {
     OPERATIONAL: (OntState.UP, ""),
     RANGING: (OntState.DOWN, "ranging"),
-    UNCLAIMED: (OntState.DOWN, "unclaimed: not configured on the OLT"),
+    # Unclaimed is up and waiting for its configuration: the push is what claims it, so it
+    # must not count as offline (its order would wait for itself).
+    UNCLAIMED: (OntState.UP, "unclaimed: not configured on the OLT yet"),
     LOS: (OntState.ABSENT, "loss of signal (fibre fault?)"),
     DYING_GASP: (OntState.ABSENT, "dying gasp: the ONT lost power"),
     NOT_PRESENT: (OntState.ABSENT, "not present on the PON port"),
@@ -318,6 +323,50 @@ async def _poll_autofind(olt: str, driver: CliDriver, command: str, interval: fl
         await asyncio.sleep(interval)
 
 
+# The simulated OLT's operational state (a real vendor's goes in its profile, later).
+OLT_STATE_NS = "urn:ponctl:yang:ponctl-olt-state"
+_SWEEP_FILTER = f'<olt-state xmlns="{OLT_STATE_NS}"><onts/></olt-state>'
+_SAFE = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                        huge_tree=False)
+
+
+def parse_olt_state(olt: str, xml_text: str) -> list[OntSeen]:
+    """Every ONT in a ``<get>`` of the OLT's state (notifications only report changes, so
+    this is what a watch reads when it (re)connects)."""
+    if "<!DOCTYPE" in xml_text:
+        log.warning("%s: state reply with a DOCTYPE ignored", olt)
+        return []
+    try:
+        root = etree.fromstring(f"<data>{xml_text}</data>".encode(), _SAFE)
+    except etree.XMLSyntaxError as exc:
+        log.warning("%s: unreadable state reply ignored: %s", olt, exc)
+        return []
+    out: list[OntSeen] = []
+    ns = {"s": OLT_STATE_NS}
+    for ont in root.iterfind(".//s:onts/s:ont", ns):
+        def text(name: str, node: etree._Element = ont) -> str | None:
+            return node.findtext(f"s:{name}", namespaces=ns)
+
+        where = f"{olt} state"
+        serial = _serial(text("serial"), where)
+        port = _port(text("pon-port"), where)
+        state = text("state")
+        if serial is None or port is None or state not in STATES:
+            continue
+        out.append(OntSeen(olt, serial, port, state, model=_text(text("model"), "model", where),
+                           firmware=_text(text("firmware"), "firmware", where),
+                           vendor=_text(text("vendor"), "vendor", where),
+                           onu_id=_onu_id(text("onu-id"), where), source="netconf-get"))
+    return out
+
+
+async def _sweep(olt: str, driver: Driver[Any]) -> list[OntSeen]:
+    if not isinstance(driver, NetconfDriver):
+        return []  # CLI: the first autofind poll reports everything; SNMP: not yet
+    snap = await driver.get_state(_SWEEP_FILTER)
+    return parse_olt_state(olt, snap.data)
+
+
 async def _notifications(olt: str, driver: Driver[Any]) -> AsyncIterator[OntSeen]:
     async for event in driver.events():
         seen = parse_event(olt, event)
@@ -343,6 +392,11 @@ async def watch(olt_name: str, driver: Driver[Any], on_seen: OnSeen, *,
             if not driver.connected:
                 await driver.connect()
             failures = 0
+            for seen in await _sweep(olt_name, driver):
+                try:
+                    await on_seen(seen)
+                except Exception:
+                    log.exception("%s: on_seen failed for %s", olt_name, seen)
             if isinstance(driver, CliDriver):
                 stream = _poll_autofind(olt_name, driver, poll_command, interval, known)
             else:
@@ -383,8 +437,12 @@ def record(store: Store) -> OnSeen:
         try:
             old = await store.get_ont(seen.serial)
             if seen.state == DEPARTED:
-                if old is not None and (old.olt, old.pon_port) == (seen.olt, seen.pon_port) \
-                        and old.state is OntState.DOWN:
+                # Only an ONT last known as waiting in autofind: one that left it because it
+                # was configured is up (its notifications or next poll say so).
+                waiting = old is not None and (old.state is OntState.DOWN or (
+                    old.state is OntState.UP and old.condition.startswith(UNCLAIMED)))
+                if old is not None and waiting \
+                        and (old.olt, old.pon_port) == (seen.olt, seen.pon_port):
                     await store.set_ont_state(seen.serial, OntState.ABSENT, DEPARTED_CONDITION)
                 return
             mapped = STORE_STATE.get(seen.state)

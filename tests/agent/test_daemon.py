@@ -17,6 +17,7 @@ import re
 import signal
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,7 @@ async def test_a_newly_plugged_ont_reaches_the_store_by_discovery(
         while (ont := await store.get_ont(NEW)) is None:
             assert asyncio.get_running_loop().time() < deadline, "ONT not discovered"
             await asyncio.sleep(0.05)
-        assert (ont.olt, ont.pon_port, ont.state) == ("olt1", "0/1/2", OntState.DOWN)
+        assert (ont.olt, ont.pon_port, ont.state) == ("olt1", "0/1/2", OntState.UP)
         assert state.events >= 1
         assert state.last_seen is not None
 
@@ -274,3 +275,26 @@ def test_a_literal_secret_in_the_settings_is_refused(settings: Settings, tmp_pat
     assert "devices[0].ssh.password" in output
     assert "secrets are not written in the settings file" in output
     assert PASSWORD not in output
+
+
+async def test_an_ont_waiting_in_autofind_at_start_is_discovered_and_provisioned(
+        lab: Lab, settings: Settings) -> None:
+    # The business flow with nothing marked by hand: the ONT is plugged in and unclaimed
+    # before the daemon starts; the store has never heard of it; the order waits for it.
+    async with Store(settings.store) as store:
+        await store.create_object("obj-9", "9 Fibre Lane")
+        await store.bind("obj-9", HWTC)
+        oid = (await store.create_order("obj-9", "fibrenet", "internet",
+                                        datetime.now(UTC) - timedelta(minutes=1))).order.id
+        assert await store.get_ont(HWTC) is None
+    async with daemon(settings) as d:
+        assert d.engine is not None
+        engine = d.engine
+        # The watch's first read of the OLT finds the ONT in autofind; the order goes ahead.
+        await eventually(lambda: operational(lab, HWTC), timeout=20)
+        async def active() -> bool:
+            return (await engine.status(oid)).status is Status.ACTIVE
+        async with asyncio.timeout(20):
+            while not await active():
+                await asyncio.sleep(0.05)
+    assert d.shutdown_errors == []

@@ -275,7 +275,8 @@ async def test_plug_move_and_power_off_reach_the_store(protocol: str, lab: Lab,
     seen: list[OntSeen] = []
     async with watching(protocol, lab, store, seen):
         ont = olt.add_ont(NEW, "0/1/2", model="SL-ONT4G", firmware="V1.0.4")
-        await in_store(store, NEW, olt="olt1", pon_port="0/1/2", state=OntState.DOWN)
+        # Unclaimed: present and waiting for its configuration (the push claims it).
+        await in_store(store, NEW, olt="olt1", pon_port="0/1/2", state=OntState.UP)
         assert any(s.serial == NEW and s.source == ("cli" if protocol == "ssh" else protocol)
                    for s in seen)
         if protocol == "ssh":  # the autofind list carries model and firmware
@@ -283,7 +284,7 @@ async def test_plug_move_and_power_off_reach_the_store(protocol: str, lab: Lab,
 
         olt.remove_ont(NEW)
         olt.add_ont(NEW, "0/1/3")
-        await in_store(store, NEW, pon_port="0/1/3", state=OntState.DOWN)
+        await in_store(store, NEW, pon_port="0/1/3", state=OntState.UP)
         assert [o.serial for o in await store.list_onts()].count(NEW) == 1
 
         if protocol == "ssh":  # a configured ONT is not in autofind: power off the new one
@@ -314,7 +315,7 @@ async def test_watch_survives_a_dropped_session(protocol: str, lab: Lab,
         await eventually(lambda: driver.connected, timeout=10)
         await asyncio.sleep(0.5)
         olt.add_ont(NEW, "0/1/2")
-        await in_store(store, NEW, pon_port="0/1/2", state=OntState.DOWN)
+        await in_store(store, NEW, pon_port="0/1/2", state=OntState.UP)
 
 
 async def test_watch_gives_up_after_bounded_failures(lab: Lab) -> None:
