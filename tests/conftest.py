@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
+from simulator.lab import Lab
+from simulator.topology import Ports, Topology, load_topology
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
+DEFAULT_LAB = REPO / "configs" / "lab.yaml"
 BLOCK_LIMIT = 1.0  # seconds a single callback may hold the loop before the test fails
 
 
@@ -50,3 +55,26 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> Non
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(0.005)
+
+
+@asynccontextmanager
+async def running_lab(topology: Topology | None = None) -> AsyncIterator[Lab]:
+    """The default lab (or ``topology``) with every face on 127.0.0.1 and a free port;
+    faults are cleared and the lab must stop without errors."""
+    lab = Lab(topology or load_topology(DEFAULT_LAB), ports=Ports(netconf=0, snmp=0, ssh=0),
+              single_address="127.0.0.1")
+    await lab.start()
+    try:
+        yield lab
+    finally:
+        for olt in lab.olts.values():
+            olt.faults.clear()
+        errors = await lab.stop()
+    assert errors == []
+
+
+@pytest.fixture
+async def lab() -> AsyncIterator[Lab]:
+    """A running default lab (configs/lab.yaml) on free ports."""
+    async with running_lab() as running:
+        yield running

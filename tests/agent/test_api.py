@@ -24,9 +24,9 @@ from agent.discovery import Backoff
 from agent.settings import Settings
 from agent.store import OntState, Store
 from simulator.lab import Lab
-from simulator.topology import Ports, parse_topology
+from simulator.topology import parse_topology
 from tests.agent.test_engine import COMMUNITY_VAR, FAST, HWTC, PASSWORD_VAR, lab_settings
-from tests.conftest import REPO
+from tests.conftest import REPO, running_lab
 
 PASSWORD = "Lab-Pw-7f3k9q"
 COMMUNITY = "rw-comm-x81z"
@@ -42,11 +42,8 @@ async def lab() -> AsyncIterator[Lab]:
     data["defaults"]["credentials"]["password"] = PASSWORD
     data["defaults"]["snmp"]["community_rw"] = COMMUNITY
     data["trap_targets"] = []
-    lab = Lab(parse_topology(data, "test lab"), ports=Ports(netconf=0, snmp=0, ssh=0),
-              single_address="127.0.0.1")
-    await lab.start()
-    yield lab
-    assert await lab.stop() == []
+    async with running_lab(parse_topology(data, "test lab")) as running:
+        yield running
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from agent.settings import Settings
 from agent.status import Status
 from agent.store import OntState, Store
 from simulator.lab import Lab
-from simulator.topology import Ports, parse_topology
+from simulator.topology import parse_topology
 from tests.agent.test_engine import (
     COMMUNITY_VAR,
     FAST,
@@ -43,7 +43,7 @@ from tests.agent.test_engine import (
     operational,
     order_for,
 )
-from tests.conftest import REPO, eventually
+from tests.conftest import REPO, eventually, running_lab
 
 PASSWORD = "Lab-Pw-7f3k9q"
 COMMUNITY = "rw-comm-x81z"
@@ -60,11 +60,8 @@ async def lab() -> AsyncIterator[Lab]:
     data["defaults"]["credentials"]["password"] = PASSWORD
     data["defaults"]["snmp"]["community_rw"] = COMMUNITY
     data["trap_targets"] = []
-    lab = Lab(parse_topology(data, "test lab"), ports=Ports(netconf=0, snmp=0, ssh=0),
-              single_address="127.0.0.1")
-    await lab.start()
-    yield lab
-    assert await lab.stop() == []
+    async with running_lab(parse_topology(data, "test lab")) as running:
+        yield running
 
 
 @pytest.fixture

@@ -37,8 +37,8 @@ from drivers.snmp import SnmpDriver, SnmpTarget, TrapReceiver
 from drivers.ssh_transport import SshTarget
 from simulator.devices import Olt
 from simulator.lab import Lab
-from simulator.topology import Ports, TrapTarget, load_topology
-from tests.conftest import REPO, eventually
+from simulator.topology import TrapTarget, load_topology
+from tests.conftest import REPO, eventually, running_lab
 
 PROTOCOLS = ["netconf", "snmp", "ssh"]
 FAST = Backoff(initial=0.05, cap=0.2, max_failures=20)
@@ -221,12 +221,10 @@ async def lab() -> AsyncIterator[Lab]:
         topo = load_topology(REPO / "configs" / "lab.yaml")
         topo = topo.model_copy(update={"trap_targets": [
             TrapTarget(address="127.0.0.1", port=receiver.port, community="public")]})
-        lab = Lab(topo, ports=Ports(netconf=0, snmp=0, ssh=0), single_address="127.0.0.1")
+        lab = await stack.enter_async_context(running_lab(topo))
         RECEIVERS[id(lab)] = receiver
-        await lab.start()
         yield lab
         del RECEIVERS[id(lab)]
-        assert await lab.stop() == []
 
 
 @pytest.fixture

@@ -34,7 +34,6 @@ from simulator.config import builder as b
 from simulator.control import OobBody, _apply_oob
 from simulator.devices import OntState as SimOntState
 from simulator.lab import Lab
-from simulator.topology import Ports, load_topology
 from tests.conftest import REPO, eventually
 
 FAST = RetryPolicy(attempts=2, base=0.01, cap=0.05)
@@ -56,17 +55,6 @@ class Env:
         opts: dict[str, object] = {"schedule": False, "verify_timeout": 3.0, "retry": FAST}
         opts.update(kw)
         return Engine(self.store, self.catalog, self.settings, **opts)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-async def lab() -> AsyncIterator[Lab]:
-    lab = Lab(load_topology(REPO / "configs" / "lab.yaml"),
-              ports=Ports(netconf=0, snmp=0, ssh=0), single_address="127.0.0.1")
-    await lab.start()
-    yield lab
-    for olt in lab.olts.values():
-        olt.faults.clear()
-    assert await lab.stop() == []
 
 
 def lab_settings(lab: Lab, tmp_path: Path) -> Settings:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,23 +17,12 @@ from drivers.snmp import SnmpDriver, SnmpTarget
 from drivers.ssh_transport import SshTarget
 from simulator.devices import Gateway
 from simulator.lab import Lab
-from simulator.topology import Ports, load_topology
-from tests.conftest import REPO
 
 URL = "https://analytics.example.net/phan/AbCd_123-x"
 # The lab's gateways: SIML0000A001's speaks NETCONF, A002's SNMP (both in service at start),
 # A005's SSH (its ONT is configured but powered off at start).
 CASES = [("sim-gw-netconf", "gw-siml0000a001"), ("sim-gw-snmp", "gw-siml0000a002"),
          ("sim-gw-ssh", "gw-siml0000a005")]
-
-
-@pytest.fixture
-async def lab() -> AsyncIterator[Lab]:
-    lab = Lab(load_topology(REPO / "configs" / "lab.yaml"),
-              ports=Ports(netconf=0, snmp=0, ssh=0), single_address="127.0.0.1")
-    await lab.start()
-    yield lab
-    assert await lab.stop() == []
 
 
 def driver(lab: Lab, gw: Gateway, profile: str) -> Driver[Any]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -48,23 +47,10 @@ from drivers.netconf import NetconfDriver
 from drivers.snmp import SnmpDriver
 from simulator.devices import Olt, OntState
 from simulator.lab import Lab
-from simulator.topology import Ports, load_topology
 from tests.agent.test_render import ONT, SERIAL, SVC, VANI, make_driver, ssh_target
-from tests.conftest import REPO
 
 PROFILES = ["sim-olt-netconf", "sim-olt-snmp", "sim-olt-cli"]
 FAST = RetryPolicy(attempts=3, base=0.01, cap=0.05)
-
-
-@pytest.fixture
-async def lab() -> AsyncIterator[Lab]:
-    lab = Lab(load_topology(REPO / "configs" / "lab.yaml"),
-              ports=Ports(netconf=0, snmp=0, ssh=0), single_address="127.0.0.1")
-    await lab.start()
-    yield lab
-    for olt in lab.olts.values():
-        olt.faults.clear()
-    assert await lab.stop() == []
 
 
 async def push_verified(driver: Driver[Any], name: str, services: list[ServiceIntent],

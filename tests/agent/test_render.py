@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +34,7 @@ from drivers.ssh_transport import SshTarget
 from simulator.config.tree import root_to_xml
 from simulator.devices import Credentials, Olt, OntState, SnmpSettings
 from simulator.lab import Lab
-from simulator.topology import Ports, load_topology
-from tests.conftest import REPO, SHARED, eventually
+from tests.conftest import SHARED, eventually
 
 PROFILES = ["sim-olt-netconf", "sim-olt-snmp", "sim-olt-cli"]
 VALIDATE_BBF = SHARED / "tools" / "validate-bbf"
@@ -195,15 +193,6 @@ def test_an_undefined_variable_is_a_render_error() -> None:
 
 
 # ---- integration over real sockets ----------------------------------------------------------
-@pytest.fixture
-async def lab() -> AsyncIterator[Lab]:
-    lab = Lab(load_topology(REPO / "configs" / "lab.yaml"),
-              ports=Ports(netconf=0, snmp=0, ssh=0), single_address="127.0.0.1")
-    await lab.start()
-    yield lab
-    assert await lab.stop() == []
-
-
 def ssh_target(lab: Lab, olt: Olt, face: str) -> SshTarget:
     key = lab.host_keys[olt.name].export_public_key().decode().strip()
     port = olt.ports[face]

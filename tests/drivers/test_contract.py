@@ -25,8 +25,8 @@ from drivers.ssh_transport import SshTarget
 from simulator.config import builder as b
 from simulator.devices import Olt, Ont, OntState
 from simulator.lab import Lab
-from simulator.topology import Ports, TrapTarget, load_topology
-from tests.conftest import REPO, eventually
+from simulator.topology import TrapTarget, load_topology
+from tests.conftest import REPO, eventually, running_lab
 
 SERIAL = "HWTC1A2B3C4D"  # plugged into olt1 0/1/1 and unclaimed when the lab starts
 PORT, PORT_INDEX, ONU_ID = "0/1/1", 2, 3
@@ -123,12 +123,10 @@ async def lab() -> AsyncIterator[Lab]:
         topo = load_topology(REPO / "configs" / "lab.yaml")
         topo = topo.model_copy(update={"trap_targets": [
             TrapTarget(address="127.0.0.1", port=receiver.port, community="public")]})
-        lab = Lab(topo, ports=Ports(netconf=0, snmp=0, ssh=0), single_address="127.0.0.1")
+        lab = await stack.enter_async_context(running_lab(topo))
         RECEIVERS[id(lab)] = receiver
-        await lab.start()
         yield lab
         del RECEIVERS[id(lab)]
-        assert await lab.stop() == []
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,6 @@ from simulator.config.namespaces import VANI
 from simulator.devices import Olt, OntState
 from simulator.lab import Lab
 from simulator.netconf.state import OLT_STATE
-from simulator.topology import Ports, load_topology
-from tests.conftest import REPO
 from tests.sim.snmp_tools import ONT, SERVICE, net_snmp, until
 
 pytestmark = pytest.mark.skipif(
@@ -33,15 +30,6 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(autouse=True)
 def _fast_ncclient(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ncclient.transport.session, "TICK", 0.002)
-
-
-@pytest.fixture
-async def lab() -> AsyncIterator[Lab]:
-    lab = Lab(load_topology(REPO / "configs" / "lab.yaml"),
-              ports=Ports(netconf=0, snmp=0, ssh=0), single_address="127.0.0.1")
-    await lab.start()
-    yield lab
-    assert await lab.stop() == []
 
 
 async def cli(lab: Lab, olt: Olt, tmp_path: Path, *lines: str) -> str:

@@ -17,20 +17,7 @@ import pytest
 from simulator.control import ControlServer
 from simulator.devices import OntState
 from simulator.lab import Lab
-from simulator.topology import Ports, load_topology
 from tests.conftest import REPO
-
-FREE = Ports(netconf=0, snmp=0, ssh=0)
-
-
-@pytest.fixture
-async def lab() -> AsyncIterator[Lab]:
-    # Every device on 127.0.0.1 with free ports: tests never depend on fixed ports.
-    lab = Lab(load_topology(REPO / "configs" / "lab.yaml"), ports=FREE,
-              single_address="127.0.0.1")
-    await lab.start()
-    yield lab
-    assert await lab.stop() == []
 
 
 @pytest.fixture
