@@ -266,7 +266,7 @@ class HttpApi:
     # ---- plumbing -------------------------------------------------------------------------
     def application(self) -> web.Application:
         app = web.Application()
-        for route in ROUTES:
+        for route in all_routes():
             app.router.add_route(route.method, route.path, self._wrap(route))
         app.on_cleanup.append(self._cleanup)
         return app
@@ -540,10 +540,20 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+def all_routes() -> tuple[Route, ...]:
+    """:data:`ROUTES` and the routes of the API's other modules (each defines ``ROUTES`` of
+    :class:`Route` whose handlers take the :class:`HttpApi` and the request; they import this
+    module, so they are imported here, not at the top)."""
+    from agent import api_lines
+
+    return ROUTES + api_lines.ROUTES
+
+
 def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 description of :data:`ROUTES` (schemas from the pydantic models)."""
+    """The OpenAPI 3.1 description of :func:`all_routes` (schemas from the pydantic models)."""
+    routes = all_routes()
     models: list[type[BaseModel]] = [ApiErrorBody]
-    for r in ROUTES:
+    for r in routes:
         for m in (r.body, r.response):
             if m is not None and m not in models:
                 models.append(m)
@@ -561,7 +571,7 @@ def openapi_document() -> dict[str, Any]:
               "409": "conflicts with what is stored", "413": "body too large",
               "422": "a field fails validation"}
     paths: dict[str, dict[str, Any]] = {}
-    for r in ROUTES:
+    for r in routes:
         op: dict[str, Any] = {
             "operationId": r.handler.__name__, "summary": r.summary,
             "responses": {str(r.status): {"description": "success", **(
