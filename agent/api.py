@@ -41,7 +41,7 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from agent.engine import Engine
+from agent.engine import ChangeRefused, Engine
 from agent.intent import NAME, SERIAL
 from agent.inventory import normalise_serial
 from agent.settings import SettingsError
@@ -113,6 +113,17 @@ class OrderCreate(_Request):
 class OrderAction(_Request):
     """Optional body of cancel and terminate."""
 
+    reason: str = Field(default="", max_length=200, pattern=TEXT)
+
+
+class OrderChangeRequest(_Request):
+    """Change an order's ISP and/or service type (at least one). An order not yet provisioned
+    is updated in place; a provisioned one is replaced by a new order (same object, start
+    date and external reference) and its service removed before the new one is applied."""
+
+    isp: Name | None = Field(default=None, description="the new ISP (absent: unchanged)")
+    service_type: Name | None = Field(default=None,
+                                      description="the new service type (absent: unchanged)")
     reason: str = Field(default="", max_length=200, pattern=TEXT)
 
 
@@ -236,6 +247,7 @@ class Route:
     body_required: bool = True
     status: int = 200
     query: tuple[tuple[str, str], ...] = ()  # (name, description) of boolean parameters
+    text_query: tuple[tuple[str, str], ...] = ()  # (name, description) of text parameters
 
 
 _PARAM = re.compile(r"\{(\w+)\}")
@@ -499,6 +511,22 @@ class HttpApi:
         self._spawn_reconcile(engine, oid)
         return await self._detail(oid)
 
+    async def change_order(self, request: web.Request) -> web.Response:
+        oid = self._order_id(request)
+        body = await self._body(request, OrderChangeRequest)
+        if body.isp is None and body.service_type is None:
+            raise ApiError(422, "isp or service_type: a change needs at least one of them",
+                           "service_type")
+        _, engine = self._parts()
+        try:
+            done = await engine.change(oid, isp=body.isp, service_type=body.service_type,
+                                       reason=body.reason)
+        except ChangeRefused as exc:
+            raise ApiError(422, f"{exc.field}: {exc.message}", exc.field) from None
+        log.info("API %s: order %s changed%s", request[PRINCIPAL], oid,
+                 f" (replaced by order {done.order_id})" if done.replaced else "")
+        return await self._detail(done.order_id)
+
     async def resend_order(self, request: web.Request) -> web.Response:
         oid = self._order_id(request)
         store, engine = self._parts()
@@ -534,6 +562,10 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/orders/{order_id}/terminate", "admin", HttpApi.terminate_order,
           "Remove the order's service from the device", OrderDetail, OrderAction,
           body_required=False),
+    Route("POST", "/orders/{order_id}/change", "admin", HttpApi.change_order,
+          "Change the order's ISP or service type; returns the order that carries the "
+          "service now (a new one replacing a provisioned order)", OrderDetail,
+          OrderChangeRequest),
     Route("POST", "/orders/{order_id}/resend", "admin", HttpApi.resend_order,
           "Re-apply the order on the device", OrderDetail),
     Route("GET", "/openapi.json", None, HttpApi.openapi, "This OpenAPI document", None),
@@ -544,9 +576,9 @@ def all_routes() -> tuple[Route, ...]:
     """:data:`ROUTES` and the routes of the API's other modules (each defines ``ROUTES`` of
     :class:`Route` whose handlers take the :class:`HttpApi` and the request; they import this
     module, so they are imported here, not at the top)."""
-    from agent import api_lines
+    from agent import api_diagnose, api_lines, api_push
 
-    return ROUTES + api_lines.ROUTES
+    return ROUTES + api_lines.ROUTES + api_push.ROUTES + api_diagnose.ROUTES
 
 
 def openapi_document() -> dict[str, Any]:
@@ -584,6 +616,8 @@ def openapi_document() -> dict[str, Any]:
                   for p in _PARAM.findall(r.path)]
         params += [{"name": q, "in": "query", "required": False, "description": d,
                     "schema": {"type": "boolean", "default": False}} for q, d in r.query]
+        params += [{"name": q, "in": "query", "required": False, "description": d,
+                    "schema": {"type": "string", "maxLength": 64}} for q, d in r.text_query]
         if params:
             op["parameters"] = params
         if r.body is not None:

@@ -6,9 +6,14 @@ import typer
 
 from agent.catalog_commands import app as catalog_app
 from agent.daemon_commands import app as daemon_app
+from agent.diagnose_commands import diagnose as diagnose_command
 from agent.inventory_commands import app as onts_app
 from agent.inventory_commands import objects_app
+from agent.lines_commands import gateways_app, lines_app, subscribers_app
+from agent.orders_commands import app as orders_app
 from agent.phan_commands import app as phan_app
+from agent.push_commands import push as push_command
+from demo.run import demo_command
 from simulator.commands import app as sim_app
 
 app = typer.Typer(help="ponctl: provisioning agent for fibre (PON) networks.",
@@ -19,6 +24,13 @@ app.add_typer(catalog_app, name="catalog")
 app.add_typer(onts_app, name="onts")
 app.add_typer(objects_app, name="objects")
 app.add_typer(daemon_app, name="agent")
+app.add_typer(orders_app, name="orders")
+app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(lines_app, name="lines")
+app.add_typer(gateways_app, name="gateways")
+app.command("demo")(demo_command)
+app.command("diagnose")(diagnose_command)
+app.command("push")(push_command)
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Annotated, Any, Literal, NoReturn, Self, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 import typer
@@ -137,6 +138,11 @@ class ApiClient:
 
     async def post(self, path: str, body: Any = None) -> Any:
         return await self.request("POST", path, body)
+
+
+def seg(value: str) -> str:
+    """``value`` as one URL path segment (the API validates it)."""
+    return quote(value, safe="")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

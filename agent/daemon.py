@@ -7,18 +7,22 @@ every shutdown error instead of stopping at the first:
 2. the :class:`agent.catalog.Catalog` (``settings.catalog``);
 3. the :class:`agent.engine.Engine`, then :meth:`Engine.resume` (pushes a crash left pending)
    and one reconcile pass over every open order (:meth:`Engine.tick`);
-4. one discovery watch per OLT (:func:`agent.discovery.watch`): each observation is recorded
-   in the store (:func:`agent.discovery.record`) and an ONT seen operational is handed to
-   :meth:`Engine.on_ont_seen`, so orders waiting for it go ahead;
+4. with ``settings.traps``, the SNMP trap listener (:class:`drivers.snmp.TrapReceiver`);
+   then one discovery watch per OLT (:func:`agent.discovery.watch`): each observation is
+   recorded in the store (:func:`agent.discovery.record`) and an ONT seen operational is
+   handed to :meth:`Engine.on_ont_seen`, so orders waiting for it go ahead. NETCONF OLTs
+   report by notifications, CLI OLTs by autofind polling, SNMP OLTs by traps (matched to the
+   OLT by their source address: the OLT's configured address, resolved at start; traps from
+   any other source are logged and ignored). Each watch first reads the OLT's whole ONT list
+   (notifications and traps only report changes);
 5. one periodic audit task per OLT every ``settings.audit_interval`` seconds (0: none);
 6. an aiohttp server on ``settings.api.listen:settings.api.port`` with ``GET /healthz`` and
    ``GET /metrics`` (Prometheus text exposition), and the OSS/BSS API under ``/api/v1``
    (:mod:`agent.api`).
 
-Not done here: SNMP OLTs report ONTs by traps, and the settings name no trap listener (address,
-port, community or v3 users) for the OLTs to send them to, so SNMP OLTs are not watched (a
-warning says so, ``/healthz`` shows ``"watched": false``); their orders are still pushed,
-reconciled by the scheduler and audited.
+Without ``settings.traps`` SNMP OLTs are not watched (a warning says so, ``/healthz`` shows
+``"watched": false``); their orders are still pushed, reconciled by the scheduler and audited.
+Two SNMP OLTs behind one address cannot be told apart by their traps: neither is watched.
 
 Metrics are computed from the store on each scrape (the engine offers no hook): orders by
 status, pushes by outcome, failed pushes by error class, push durations (sum and count of
@@ -35,6 +39,7 @@ import asyncio
 import contextlib
 import json as jsonlib
 import logging
+import socket
 import sys
 import time
 from collections import Counter
@@ -49,17 +54,18 @@ from aiohttp import web
 from agent.api import PREFIX as API_PREFIX
 from agent.api import api_app
 from agent.catalog import Catalog, load_catalog
-from agent.connect import driver_factory
+from agent.connect import driver_factory, snmp_target
 from agent.discovery import STORE_STATE, Backoff, OntSeen, record, watch
 from agent.engine import Engine
 from agent.profiles import load_profile
-from agent.settings import Device, SecretRef, Settings, SettingsError
+from agent.settings import Device, GatewayClass, SecretRef, Settings, SettingsError
 from agent.store import OntState, Push, Store
-from drivers.base import Driver
+from drivers.base import DeviceEvent, Driver
+from drivers.snmp import SnmpDriver, TrapReceiver, TrapUser
 
 log = logging.getLogger(__name__)
 
-WATCHED_PROTOCOLS = frozenset({"netconf", "ssh"})
+WATCHED_PROTOCOLS = frozenset({"netconf", "ssh"})  # and "snmp" with a trap listener
 TASK_STOP_TIMEOUT = 10.0  # seconds for the background tasks to end on stop
 MIN_SECRET_LENGTH = 3  # shorter values would redact ordinary words
 
@@ -151,12 +157,17 @@ def configure_logging(json: bool, *, level: int = logging.INFO,
 
 def _refs(settings: Settings) -> list[SecretRef]:
     refs: list[SecretRef] = [t.token for t in settings.api.tokens]
-    for d in settings.devices:
+    reachable: list[Device | GatewayClass] = [*settings.devices, *settings.gateway_classes]
+    for d in reachable:
         if d.ssh is not None and d.ssh.password is not None:
             refs.append(d.ssh.password)
         if d.snmp is not None:
             refs += [r for r in (d.snmp.community, d.snmp.auth_key, d.snmp.priv_key)
                      if r is not None]
+    if settings.traps is not None:
+        refs += settings.traps.communities
+        for u in settings.traps.users:
+            refs += [r for r in (u.auth_key, u.priv_key) if r is not None]
     return refs
 
 
@@ -262,6 +273,10 @@ class Daemon:
         self.engine: Engine | None = None
         self.devices: dict[str, DeviceState] = {}
         self.port: int | None = None
+        self.receiver: TrapReceiver | None = None
+        self.trap_port: int | None = None  # the trap listener's bound port
+        self.trap_sources: dict[str, str] = {}  # source address -> SNMP OLT
+        self.traps_ignored = 0  # traps from no configured SNMP OLT
         self.started_at = time.monotonic()
         self.shutdown_errors: list[BaseException] = []
         self._closers: list[_Closer] = []
@@ -297,6 +312,8 @@ class Daemon:
         if resumed:
             log.info("resumed %d pushes left pending", len(resumed))
         await engine.tick()
+        if s.traps is not None:
+            await self._start_traps()
         self._closers.append(_Closer("background tasks", self._tasks.cancel))
         for device in s.devices:
             if device.kind == "olt":
@@ -329,15 +346,29 @@ class Daemon:
 
     # ---- discovery --------------------------------------------------------------------------
     def _start_watch(self, device: Device, engine: Engine) -> None:
+        snmp = device.protocol == "snmp"
         state = DeviceState(device.name, device.protocol,
-                            watched=device.protocol in WATCHED_PROTOCOLS)
+                            watched=device.protocol in WATCHED_PROTOCOLS
+                            or (snmp and self.receiver is not None))
         self.devices[device.name] = state
+        if snmp and self.receiver is not None and device.name not in self.trap_sources.values():
+            state.watched = False
+            state.error = ("its traps cannot be told apart from another SNMP OLT's (same "
+                           "address), or its address does not resolve")
+            log.warning("%s: not watched: %s", device.name, state.error,
+                        extra={"device": device.name})
+            return
         if not state.watched:
-            log.warning("%s: ONT discovery over SNMP traps is not configured (no trap "
+            log.warning("%s: ONT discovery over SNMP traps is not configured (no 'traps' "
                         "listener in the settings); this OLT is not watched", device.name,
                         extra={"device": device.name})
             return
-        driver = driver_factory(device, load_profile(device.profile), self.environ)()
+        driver: Driver[Any]
+        if snmp:
+            load_profile(device.profile)  # a broken profile fails here, as for the others
+            driver = SnmpDriver(snmp_target(device, self.environ), receiver=self.receiver)
+        else:
+            driver = driver_factory(device, load_profile(device.profile), self.environ)()
         state.driver = driver
         on_seen = self._bridge(state, engine)
 
@@ -353,6 +384,65 @@ class Daemon:
                     await driver.close()
 
         self._spawn(run(), f"watch-{device.name}")
+
+    async def _start_traps(self) -> None:
+        """Start the trap listener; map each SNMP OLT's address to it (see the module
+        docstring). Binding fails at once (a ConnectError naming the address) if the port is
+        taken."""
+        traps = self.settings.traps
+        assert traps is not None
+        env = None if self.environ is None else dict(self.environ)
+        communities = [c.resolve(env) for c in traps.communities]
+        users = [TrapUser(u.user, u.auth_key.resolve(env),
+                          u.priv_key.resolve(env) if u.priv_key is not None else None,
+                          u.auth_protocol, u.priv_protocol, u.engine_id_bytes())
+                 for u in traps.users]
+        owners: dict[str, list[str]] = {}
+        loop = asyncio.get_running_loop()
+        for device in self.settings.devices:
+            if device.kind != "olt" or device.protocol != "snmp":
+                continue
+            try:
+                infos = await loop.getaddrinfo(device.address, None, type=socket.SOCK_DGRAM)
+            except OSError as exc:
+                log.warning("%s: address %s does not resolve (%s): its traps cannot be "
+                            "recognised", device.name, device.address, exc)
+                continue
+            for address in sorted({str(info[4][0]) for info in infos}):
+                owners.setdefault(address, []).append(device.name)
+        for address, names in owners.items():
+            if len(names) > 1:
+                log.warning("SNMP OLTs %s share the address %s: their traps cannot be told "
+                            "apart", ", ".join(names), address)
+                continue
+            self.trap_sources[address] = names[0]
+        if not communities and not users and not any(
+                d.snmp is not None and d.snmp.version == "v3" for d in self.settings.devices):
+            log.warning("the trap listener accepts no community and no SNMPv3 user: every "
+                        "trap will be dropped")
+        receiver = TrapReceiver(host=traps.listen, port=traps.port, communities=communities,
+                                users=users)
+        await receiver.start()
+        self.receiver = receiver
+        self.trap_port = receiver.port
+        self._closers.append(_Closer("trap listener", self._stop_traps))
+        receiver.subscribe(self._trap_source)
+        log.info("listening for SNMP traps on %s:%d", traps.listen, receiver.port,
+                 extra={"trap_port": receiver.port})
+
+    async def _stop_traps(self) -> None:
+        receiver, self.receiver = self.receiver, None
+        if receiver is not None:
+            await receiver.close()
+
+    def _trap_source(self, event: DeviceEvent) -> None:
+        """Log (and count) a trap from no configured SNMP OLT; the watches never see it
+        (each reads only its own OLT's address)."""
+        if event.host in self.trap_sources:
+            return
+        self.traps_ignored += 1
+        log.warning("ignoring an SNMP trap (%s) from %s: not a configured SNMP OLT",
+                    event.kind, event.host, extra={"source": event.host})
 
     def _bridge(self, state: DeviceState,
                 engine: Engine) -> Callable[[OntSeen], Awaitable[None]]:
@@ -435,6 +525,9 @@ class Daemon:
             "store": {"ok": problem is None, **({"error": problem} if problem else {})},
             "devices": {n: d.as_json() for n, d in self.devices.items()},
             "queues": self.queue_depths(),
+            **({"traps": {"port": self.trap_port, "received": self.receiver.received,
+                          "ignored": self.traps_ignored, "dropped": self.receiver.dropped}}
+               if self.receiver is not None else {}),
             "uptime_seconds": round(time.monotonic() - self.started_at, 3),
         }
         return web.json_response(body, status=200 if problem is None else 503)

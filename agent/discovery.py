@@ -34,6 +34,7 @@ from drivers.base import DeviceEvent, Driver
 from drivers.cli import CliDriver
 from drivers.errors import DriverError, SessionLostError
 from drivers.netconf import NetconfDriver
+from drivers.snmp import SnmpDriver, Varbind
 
 log = logging.getLogger(__name__)
 
@@ -360,9 +361,74 @@ def parse_olt_state(olt: str, xml_text: str) -> list[OntSeen]:
     return out
 
 
+# PONCTL-MIB: ponctlPonPortName, the ONT table's serial, oper status, model and firmware,
+# the autofind table's serial, model and firmware.
+SNMP_PORT_NAME = "1.3.6.1.4.1.32473.1.1.1.1.2"
+SNMP_ONT_COLUMNS = {"serial": "1.3.6.1.4.1.32473.1.1.2.1.2",
+                    "oper": "1.3.6.1.4.1.32473.1.1.2.1.5",
+                    "model": "1.3.6.1.4.1.32473.1.1.2.1.8",
+                    "firmware": "1.3.6.1.4.1.32473.1.1.2.1.9"}
+SNMP_AUTOFIND_COLUMNS = {"serial": "1.3.6.1.4.1.32473.1.1.4.1.2",
+                         "model": "1.3.6.1.4.1.32473.1.1.4.1.3",
+                         "firmware": "1.3.6.1.4.1.32473.1.1.4.1.4"}
+
+
+def _rows(varbinds: list[Varbind], columns: Mapping[str, str]) -> dict[str, dict[str, Varbind]]:
+    """``{row index: {column name: varbind}}`` of the varbinds under ``columns``."""
+    out: dict[str, dict[str, Varbind]] = {}
+    for vb in varbinds:
+        for name, col in columns.items():
+            if vb.oid.startswith(col + ".") and not vb.missing:
+                out.setdefault(vb.oid[len(col) + 1:], {})[name] = vb
+    return out
+
+
+def parse_snmp_tables(olt: str, varbinds: list[Varbind]) -> list[OntSeen]:
+    """Every ONT in a walk of the PONCTL-MIB tables (:data:`SNMP_PORT_NAME`, the ONT and the
+    autofind columns): configured ONTs with their oper status and onu-id, ONTs waiting in
+    autofind as ``unclaimed`` (traps only report changes, so this is what a watch reads when
+    it starts)."""
+    where = f"{olt} ONT table"
+    ports = {idx: row["name"].text
+             for idx, row in _rows(varbinds, {"name": SNMP_PORT_NAME}).items()}
+    found: dict[str, OntSeen] = {}
+    for idx, row in _rows(varbinds, SNMP_ONT_COLUMNS).items():
+        pidx, _, onu = idx.partition(".")
+        serial = _serial(row["serial"].text if "serial" in row else None, where)
+        port = _port(ports.get(pidx), where)
+        oper = row.get("oper")
+        state = SNMP_OPER_STATUS.get(oper.value) if oper is not None and isinstance(
+            oper.value, int) else None
+        if serial is None or port is None or state is None:
+            continue
+        found[serial] = OntSeen(olt, serial, port, state, vendor=serial[:4],
+                                model=_text(row["model"].text if "model" in row else None,
+                                            "model", where),
+                                firmware=_text(row["firmware"].text if "firmware" in row
+                                               else None, "firmware", where),
+                                onu_id=_onu_id(onu, where), source="snmp-walk")
+    for idx, row in _rows(varbinds, SNMP_AUTOFIND_COLUMNS).items():
+        pidx = idx.partition(".")[0]
+        serial = _serial(row["serial"].text if "serial" in row else None, where)
+        port = _port(ports.get(pidx), where)
+        if serial is None or port is None or serial in found:
+            continue
+        found[serial] = OntSeen(olt, serial, port, UNCLAIMED, vendor=serial[:4],
+                                model=_text(row["model"].text if "model" in row else None,
+                                            "model", where),
+                                firmware=_text(row["firmware"].text if "firmware" in row
+                                               else None, "firmware", where),
+                                source="snmp-walk")
+    return list(found.values())
+
+
 async def _sweep(olt: str, driver: Driver[Any]) -> list[OntSeen]:
+    if isinstance(driver, SnmpDriver):
+        columns = [SNMP_PORT_NAME, *SNMP_ONT_COLUMNS.values(), *SNMP_AUTOFIND_COLUMNS.values()]
+        rows = (await driver.get_state(columns)).data
+        return parse_snmp_tables(olt, rows)
     if not isinstance(driver, NetconfDriver):
-        return []  # CLI: the first autofind poll reports everything; SNMP: not yet
+        return []  # CLI: the first autofind poll reports everything
     snap = await driver.get_state(_SWEEP_FILTER)
     return parse_olt_state(olt, snap.data)
 

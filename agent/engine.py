@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from types import TracebackType
 from typing import Any, Self
 
@@ -47,7 +48,9 @@ from agent.catalog import Catalog, Resolved
 from agent.connect import DriverFactory, driver_factory
 from agent.errors import Classified, classify
 from agent.errors import ErrorClass as DriverErrorClass
+from agent.gateways import GatewayWriter
 from agent.intent import NAME, IntentError, OntIntent, ServiceIntent
+from agent.lines import LineStore
 from agent.profiles import Profile, load_profile
 from agent.push import OltQueue, Outcome, PushJob, PushResult, RetryPolicy, Stage, with_retries
 from agent.render import Payload, RenderError, render, render_removal, render_service
@@ -56,6 +59,7 @@ from agent.status import ErrorClass, OrderStatus, Status, compute_status
 from agent.store import (
     AllocationExhausted,
     Conflict,
+    InvalidValue,
     NotFound,
     OntState,
     Order,
@@ -123,6 +127,29 @@ class AuditFinding:
     healed: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class OrderChange:
+    """What :meth:`Engine.change` did: ``order_id`` carries the service now (a successor
+    when ``replaced``, else the changed order itself), with its status after reconciling;
+    ``previous_status``: the replaced order's, after its removal was pushed."""
+
+    order_id: str
+    previous_id: str
+    replaced: bool
+    status: OrderStatus
+    previous_status: OrderStatus | None = None
+
+
+class ChangeRefused(InvalidValue):
+    """A change to an ISP/service type the catalog cannot provision; ``field`` names the
+    request field at fault (``isp`` or ``service_type``). Nothing was written."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
 class _NotReady(Exception):
     """The order cannot be planned: ``error_class`` and an actionable message."""
 
@@ -145,7 +172,8 @@ class Engine:
                  environ: Mapping[str, str] | None = None,
                  retry: RetryPolicy | None = None, verify_timeout: float = 10.0,
                  confirm_timeout: float | None = 120, batch_window: float = 0.05,
-                 schedule: bool = True, max_sleep: float = 60.0) -> None:
+                 schedule: bool = True, max_sleep: float = 60.0,
+                 gateway_retry: float = 60.0) -> None:
         self.store = store
         self.catalog = catalog
         self.settings = settings
@@ -165,6 +193,11 @@ class Engine:
         self._locks: dict[str, asyncio.Lock] = {}
         self._scheduler: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self.lines = LineStore(store)
+        self.gateways = GatewayWriter(self.lines, settings, limiter=self.limiter,
+                                      profiles=profiles, environ=environ,
+                                      retry_interval=gateway_retry,
+                                      confirm_timeout=confirm_timeout)
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> Self:
@@ -192,9 +225,11 @@ class Engine:
             self._queues[device.name] = queue
         if self.schedule and self._scheduler is None:
             self._scheduler = asyncio.create_task(self._schedule(), name="activation-scheduler")
+        await self.gateways.start()
 
     async def close(self) -> None:
         """Stop the scheduler and the queues (pushes in flight stay pending: resume them)."""
+        await self.gateways.close()
         if self._scheduler is not None:
             self._scheduler.cancel()
             try:
@@ -260,8 +295,11 @@ class Engine:
                             f"OLT {ont.olt!r} of ONT {ont.serial} is not a configured device "
                             f"in the agent's settings") from None
         profile = self._profiles.get(device.name) or self.profiles(device.profile)
+        if order.removal_requested_at is None and order.cancelled_at is None:
+            await self._check_uni_free(order, ont.serial, resolved.uni)
         try:
             alloc = await self.store.allocate(ont.olt, ont.pon_port, ont.serial)
+            svc_alloc = await self.store.allocate_service(order.id, ont.olt)
         except (Conflict, AllocationExhausted) as exc:
             raise _NotReady(ErrorClass.CONFIGURATION_MISSING, str(exc)) from None
         obj = await self.store.get_object(order.object_id)
@@ -271,10 +309,32 @@ class Engine:
             svc = ServiceIntent(service_name(order.id, order.service_type), ont_intent,
                                 uni=resolved.uni, c_vlan=resolved.c_vlan, s_vlan=resolved.s_vlan,
                                 uplink=resolved.uplink, profile=resolved.profile,
-                                gemport_id=alloc.gemport, alloc_id=alloc.alloc_id)
+                                gemport_id=svc_alloc.gemport, alloc_id=svc_alloc.alloc_id)
         except IntentError as exc:
             raise _NotReady(ErrorClass.CONFIGURATION_MISSING, str(exc)) from None
         return Plan(order, device, profile, ont_intent, svc)
+
+    async def _check_uni_free(self, order: Order, serial: str, uni: int) -> None:
+        """Refuse a second service on one UNI of an ONT: every shipped OLT profile keys a
+        service's entries (UNI interface, v-enet, GEM port name, SNMP service row, CLI
+        service-port and native VLAN) by its UNI, so two services there would overwrite each
+        other. The earlier order keeps the UNI; an order being removed holds it until its
+        removal is verified (the removal takes the UNI's shared entries with it), which is what
+        makes a change of service on the same UNI remove first, then apply."""
+        for other in await self.store.list_orders(object_id=order.object_id, open_only=True):
+            if other.id == order.id:
+                continue
+            spec = self.catalog.spec.service_types.get(other.service_type)
+            if spec is None or spec.uni != uni:
+                continue
+            if (other.created_at, other.id) < (order.created_at, order.id):
+                raise _NotReady(ErrorClass.CONFIGURATION_MISSING,
+                                f"order {order.id}: UNI {uni} of ONT {serial} already carries "
+                                f"order {other.id} ({other.isp} {other.service_type}"
+                                f"{', being removed' if other.removal_requested_at else ''});"
+                                f" the catalog puts service type {order.service_type!r} on the "
+                                f"same UNI: give it another UNI, or change or terminate order "
+                                f"{other.id}")
 
     # ---- pushes ------------------------------------------------------------------------------
     async def _record_result(self, push_id: int, result: PushResult) -> None:
@@ -353,6 +413,7 @@ class Engine:
         if result.ok:
             await self.store.mark_removed(plan.order.id, "service removed from OLT "
                                           f"{plan.device.name} and verified")
+            await self.store.release_service(plan.order.id)
             if with_ont:
                 await self.store.release(plan.ont.serial)
         return result
@@ -421,6 +482,56 @@ class Engine:
         async with self._lock(order_id):
             return await self._reconcile(order_id, (), force=True)
 
+    async def change(self, order_id: str, *, isp: str | None = None,
+                     service_type: str | None = None, reason: str = "") -> OrderChange:
+        """Change an order's ISP and/or service type, and reconcile what that means.
+
+        The new combination must resolve in the catalog (on the ONT's OLT, when the ONT is
+        known) before anything is written: a change never takes a working service down for
+        one that could not be provisioned (:class:`ChangeRefused`, naming the field).
+
+        Then :meth:`agent.store.Store.change_order`: an order never pushed is updated in
+        place and reconciled. A pushed one is replaced by a successor order, and the two are
+        reconciled in this order: **remove the old service first, then apply the new one**.
+        Removing first means the ONT never carries both VLAN configurations at once (on the
+        same UNI they would fight over the UNI's entries and its untagged traffic, and the
+        removal of the old one would take the UNI's shared entries from under the new one);
+        the price is a short outage between the two pushes, which a change of service
+        implies anyway. If the removal fails (device unreachable, refused), the successor
+        waits: on the same UNI it is "configuration missing" until the old order is
+        terminated (the UNI check in :meth:`plan`), and it goes ahead by itself when the
+        removal is resent or retried. On another UNI nothing conflicts and it is applied.
+        A repeated identical change reconciles again and changes nothing more.
+        """
+        order = await self.store.get_order(order_id)
+        if order is None:
+            raise NotFound(f"order {order_id!r} does not exist")
+        to_isp = order.isp if isp is None else isp
+        to_type = order.service_type if service_type is None else service_type
+        await self._check_change(order, to_isp, to_type, isp is not None)
+        async with self._lock(order_id):
+            changed = await self.store.change_order(order_id, isp=isp,
+                                                    service_type=service_type, reason=reason)
+        previous = await self.reconcile(order_id) if changed.replaced else None
+        status = await self.reconcile(changed.order.id)
+        return OrderChange(changed.order.id, order_id, changed.replaced, status, previous)
+
+    async def _check_change(self, order: Order, isp: str, service_type: str,
+                            isp_given: bool) -> None:
+        if service_type not in self.catalog.service_types:
+            raise ChangeRefused("service_type", f"service type {service_type!r} is not in the "
+                                f"catalog (it has {', '.join(self.catalog.service_types)})")
+        if isp not in self.catalog.isps:
+            raise ChangeRefused("isp", f"ISP {isp!r} is not in the catalog (it has "
+                                f"{', '.join(self.catalog.isps)})")
+        binding = await self.store.binding_of_object(order.object_id)
+        ont = None if binding is None else await self.store.get_ont(binding.serial)
+        gaps = self.catalog.gaps(isp, service_type, None if ont is None else ont.olt)
+        if gaps:
+            raise ChangeRefused("isp" if isp_given else "service_type",
+                                f"order {order.id} cannot be changed to {isp} {service_type}: "
+                                + "; ".join(m.message for m in gaps))
+
     async def _reconcile(self, order_id: str, retry: Collection[ErrorClass], *,
                          force: bool) -> OrderStatus:
         st = await self._note(order_id)
@@ -450,7 +561,10 @@ class Engine:
             await self._remove(plan)
         else:
             await self._apply(plan)
-        return await self._note(order_id)
+        after = await self._note(order_id)
+        if after.status is Status.ACTIVE:
+            self.gateways.kick_ont(plan.ont.serial)  # its gateway is reachable now
+        return after
 
     # ---- crash recovery -------------------------------------------------------------------------
     async def resume(self) -> list[Push]:
@@ -502,6 +616,8 @@ class Engine:
         if binding is None:
             return []
         retry = (ErrorClass.CONNECTION_ERROR,) if st is OntState.UP else ()
+        if st is OntState.UP:
+            self.gateways.kick_ont(serial)
         return [await self.reconcile(o.id, retry=retry)
                 for o in await self.store.list_orders(object_id=binding.object_id,
                                                       open_only=True)]
@@ -569,3 +685,128 @@ class Engine:
             findings.append(AuditFinding(order.id, diff=diff, healed=healed))
         return findings
 
+
+    # ---- manual pushes and dry runs ---------------------------------------------------------
+    async def dry_run(self, order_id: str) -> OrderPush:
+        """What a push of the order would send, and how the device differs from it now:
+        render the order's intents and compare them with the device through the OLT's queue
+        (``PushJob(..., dry_run=True)``: load, compare, discard). Records no push and changes
+        nothing on the device (planning may reserve the ONT's identifiers in the store, as a
+        push would). An order that is not ready (prerequisites, start date in the future,
+        closed) is reported with its status and why, and not sent anywhere. Raises NotFound
+        for an unknown order."""
+        async with self._lock(order_id):
+            st = await self.status(order_id)
+            skipped = await self._not_ready(order_id, st, dry_run=True)
+            if skipped is not None:
+                return skipped
+            try:
+                plan = await self.plan(order_id)
+            except _NotReady as exc:
+                return OrderPush(order_id, st, ManualAction.SKIPPED, reason=exc.message,
+                                 error_class=exc.error_class)
+            result = await self.queue(plan.device.name).submit(
+                PushJob([plan.ont], [plan.service], dry_run=True))
+            error, error_class = "", None
+            if not result.ok:
+                error = result.error.message if result.error else "the dry run failed"
+                if result.error is not None:
+                    error_class = _status_class(result.error.error_class)
+            return OrderPush(order_id, st, ManualAction.DRY_RUN, olt=plan.device.name,
+                             payload=result.payload_text,
+                             diff=result.diff.text if result.diff is not None else "",
+                             compared=result.ok and result.diff is not None,
+                             error=error, error_class=error_class)
+
+    async def push_ont(self, serial: str, *, dry_run: bool = False) -> OntPush:
+        """The manual push of an ONT: every open order of the object the ONT is bound to,
+        oldest first, dry-run (:meth:`dry_run`) or pushed for real (:meth:`resend`, with the
+        status after). Orders that are not ready are reported with their status and why, and
+        not pushed. Raises NotFound for an unknown serial and Conflict for an ONT bound to no
+        object."""
+        ont = await self.store.get_ont(serial)
+        if ont is None:
+            raise NotFound(f"no ONT with serial {serial} in the inventory (not discovered on "
+                           f"any OLT and not imported)")
+        binding = await self.store.binding_of_serial(serial)
+        if binding is None:
+            raise Conflict(f"ONT {serial} is not bound to any object, so it has no orders: "
+                           f"bind it first (ponctl objects bind OBJECT {serial})")
+        orders = await self.store.list_orders(object_id=binding.object_id, open_only=True)
+        out: list[OrderPush] = []
+        for order in orders:
+            if dry_run:
+                out.append(await self.dry_run(order.id))
+                continue
+            st = await self.status(order.id)
+            skipped = await self._not_ready(order.id, st, dry_run=False)
+            if skipped is not None:
+                out.append(skipped)
+                continue
+            before = len(await self.store.pushes_of(order.id))
+            after = await self.resend(order.id)
+            pushes = await self.store.pushes_of(order.id)
+            if len(pushes) > before:
+                last = pushes[-1]
+                out.append(OrderPush(order.id, after, ManualAction.PUSHED, olt=last.device,
+                                     reason=last.message, error_class=after.error_class))
+            else:
+                out.append(OrderPush(order.id, after, ManualAction.SKIPPED,
+                                     reason=after.message, error_class=after.error_class))
+        return OntPush(serial, binding.object_id, dry_run, tuple(out))
+
+    async def _not_ready(self, order_id: str, st: OrderStatus, *,
+                         dry_run: bool) -> OrderPush | None:
+        """The report of an order a manual push leaves alone, or None if it can go."""
+        if st.status not in (Status.AWAITING_PROVISIONING, Status.ACTIVE):
+            reason = st.message
+            if st.prerequisites:
+                reason = "; ".join(st.prerequisites)
+            return OrderPush(order_id, st, ManualAction.SKIPPED, reason=reason,
+                             error_class=st.error_class)
+        facts = await self.store.order_facts(order_id, self.catalog)
+        if facts.removal_requested and dry_run:
+            return OrderPush(order_id, st, ManualAction.SKIPPED,
+                             reason="removal requested: a dry run shows applies only; the "
+                                    "push removes the service")
+        return None
+
+
+class ManualAction(StrEnum):
+    """What a manual push did with one order."""
+
+    PUSHED = "pushed"  # pushed for real (see the status after)
+    DRY_RUN = "dry-run"  # rendered and compared with the device, nothing changed
+    SKIPPED = "skipped"  # not ready (or a push is in flight): nothing sent
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPush:
+    """One order of a manual push or dry run.
+
+    ``payload``: exactly what would be sent (XML, CLI lines or varbinds, one a line);
+    ``diff``: the device against it (empty with ``compared``: the device already holds it);
+    ``error``/``error_class``: why the dry run could not compare, or the push's error;
+    ``reason``: why a skipped order was left alone, or the pushed order's push record.
+    """
+
+    order_id: str
+    status: OrderStatus
+    action: ManualAction
+    olt: str | None = None
+    payload: str = ""
+    diff: str = ""
+    compared: bool = False
+    error: str = ""
+    error_class: ErrorClass | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OntPush:
+    """A manual push of one ONT: the object it is bound to and each open order's report."""
+
+    serial: str
+    object_id: str
+    dry_run: bool
+    orders: tuple[OrderPush, ...]

@@ -140,6 +140,34 @@ class Device(_Model):
         return self
 
 
+class GatewayClass(_Model):
+    """How the agent reaches one kind of residential gateway: its management protocol, port,
+    profile and credentials (gateways themselves are inventory: name, address, class)."""
+
+    name: str = Field(pattern=f"^{NAME.pattern}$")
+    protocol: Literal["netconf", "snmp", "ssh"]
+    port: int = Field(ge=1, le=65535)
+    profile: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    ssh: SshCredentials | None = None
+    snmp: SnmpCredentials | None = None
+    timeout: float = Field(default=10.0, gt=0, le=300)
+    wan_vlan: int = Field(default=0, ge=0, le=4094)  # 0: untagged WAN (the ONT tags)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> GatewayClass:
+        if self.protocol in ("netconf", "ssh") and self.ssh is None:
+            raise ValueError(f"a {self.protocol} gateway class needs 'ssh' credentials")
+        if self.protocol == "snmp" and self.snmp is None:
+            raise ValueError("an snmp gateway class needs 'snmp' credentials")
+        return self
+
+    def device(self, name: str, address: str, port: int | None = None) -> Device:
+        """One gateway of this class as a :class:`Device` (for the driver factory)."""
+        return Device(name=name, kind="gateway", address=address, protocol=self.protocol,
+                      port=self.port if port is None else port, profile=self.profile,
+                      ssh=self.ssh, snmp=self.snmp, timeout=self.timeout)
+
+
 class Token(_Model):
     name: str = Field(pattern=f"^{NAME.pattern}$")
     role: Literal["admin", "csr"]
@@ -154,20 +182,122 @@ class Api(_Model):
     tokens: list[Token] = []
 
 
+class TrapUser(_Model):
+    """An SNMPv3 user whose notifications the trap listener accepts.
+
+    ``engine_id``: the sender's snmpEngineID in hex, for its v3 traps (a v3 trap is
+    authenticated under the sender's engine ID); none for INFORMs. The agent's own SNMPv3
+    OLTs need no entry here: their user is accepted under the engine ID learned when the
+    agent connects to them.
+    """
+
+    user: str = Field(min_length=1, max_length=32)
+    auth_key: Secret
+    priv_key: Secret | None = None  # none: authNoPriv
+    auth_protocol: Literal["SHA", "SHA224", "SHA256", "SHA384", "SHA512"] = "SHA"
+    priv_protocol: Literal["AES", "AES192", "AES256"] = "AES"
+    engine_id: str | None = Field(default=None, pattern=r"^(0x)?([0-9A-Fa-f]{2}){5,32}$")
+
+    _s = field_validator("auth_key", "priv_key", mode="before")(_secret)
+
+    def engine_id_bytes(self) -> bytes | None:
+        if self.engine_id is None:
+            return None
+        return bytes.fromhex(self.engine_id.removeprefix("0x"))
+
+
+class Traps(_Model):
+    """The SNMP trap listener: where the OLTs send their ONT notifications (configure the
+    same address and port as their trap target), and which v2c communities and v3 users it
+    accepts. Traps are matched to the configured SNMP OLT by their source address; traps from
+    anywhere else are logged and ignored."""
+
+    listen: str = "127.0.0.1"
+    port: int = Field(default=162, ge=0, le=65535)  # 0: any free port (tests)
+    communities: list[Secret] = []
+    users: list[TrapUser] = []
+
+    @field_validator("communities", mode="before")
+    @classmethod
+    def _communities(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            for item in v:
+                _secret(item)
+        return v
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        try:
+            ipaddress.ip_address(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not an IP address") from None
+        return v
+
+
 class Phan(_Model):
     base_url: str = Field(pattern=r"^https?://[^\s?#]+$")
     keys_file: Path | None = None  # default: $PONCTL_PHAN_KEYS
+
+
+# GPON optical classes (ITU-T G.984.2): the Rx power range, in dBm, an ONT must receive.
+GPON_CLASSES: dict[str, tuple[float, float]] = {"B+": (-28.0, -8.0), "C+": (-32.0, -12.0)}
+
+
+class OpticalClass(_Model):
+    """An optical budget class: the ONT's Rx power must lie in ``[min_dbm, max_dbm]``."""
+
+    min_dbm: float = Field(ge=-60, le=10)
+    max_dbm: float = Field(ge=-60, le=10)
+
+    @model_validator(mode="after")
+    def _range(self) -> OpticalClass:
+        if self.min_dbm >= self.max_dbm:
+            raise ValueError("min_dbm must be below max_dbm")
+        return self
+
+
+class Diagnose(_Model):
+    """``ponctl diagnose``: optical classes, time bounds, and (in the lab only) the simulated
+    lab's control endpoint for the data-path trace."""
+
+    lab_control: str | None = Field(default=None, pattern=r"^https?://[^\s?#]+$")
+    optical_class: str = "B+"  # the default class of every OLT
+    olt_optical_class: dict[str, str] = {}  # OLT name -> class
+    ont_optical_class: dict[str, str] = {}  # ONT serial -> class (wins over the OLT's)
+    optical_classes: dict[str, OpticalClass] = {}  # added to (or replacing) GPON_CLASSES
+    margin_warning_db: float = Field(default=3.0, ge=0, le=20)  # less margin: a warning
+    check_timeout: float = Field(default=10.0, gt=0, le=60)  # seconds for one check
+    report_timeout: float = Field(default=30.0, gt=0, le=100)  # seconds for one section
+
+    def classes(self) -> dict[str, OpticalClass]:
+        builtin = {n: OpticalClass(min_dbm=lo, max_dbm=hi)
+                   for n, (lo, hi) in GPON_CLASSES.items()}
+        return {**builtin, **self.optical_classes}
+
+    @model_validator(mode="after")
+    def _known_classes(self) -> Diagnose:
+        known = self.classes()
+        for name in [self.optical_class, *self.olt_optical_class.values(),
+                     *self.ont_optical_class.values()]:
+            if name not in known:
+                raise ValueError(f"optical class {name!r} is not defined (known: "
+                                 f"{', '.join(sorted(known))})")
+        return self
 
 
 class Settings(_Model):
     store: Path = Path("ponctl.sqlite3")
     catalog: Path = Path("configs/catalog.yaml")
     devices: list[Device] = Field(min_length=1)
+    gateway_classes: list[GatewayClass] = []
     phan: Phan | None = None
     api: Api = Api()
+    traps: Traps | None = None  # none: SNMP OLTs are not watched for ONT discovery
     audit_interval: float = Field(default=300.0, ge=0)  # 0 = no periodic audit
     heal_mismatches: bool = False  # re-apply by itself what the audit finds changed
     max_concurrent_pushes: int = Field(default=32, ge=1, le=1024)
+    diagnose: Diagnose = Diagnose()  # ponctl diagnose (agent/diagnose.py)
 
     @model_validator(mode="after")
     def _unique(self) -> Settings:
@@ -175,7 +305,17 @@ class Settings(_Model):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"device names repeat: {', '.join(dup)}")
+        classes = [c.name for c in self.gateway_classes]
+        dup = sorted({n for n in classes if classes.count(n) > 1})
+        if dup:
+            raise ValueError(f"gateway class names repeat: {', '.join(dup)}")
         return self
+
+    def gateway_class(self, name: str) -> GatewayClass:
+        for c in self.gateway_classes:
+            if c.name == name:
+                return c
+        raise KeyError(f"no gateway class named {name!r} in the settings")
 
     def device(self, name: str) -> Device:
         for d in self.devices:

@@ -37,6 +37,7 @@ from typing import Literal, Self, TypeVar
 
 from agent.catalog import Catalog
 from agent.intent import NAME, PON_PORT, SERIAL
+from agent.lines_schema import LINES_SCHEMA
 from agent.status import (
     ErrorClass,
     NoPush,
@@ -159,6 +160,53 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (olt, alloc_id)
     );
     """,
+    # 2: per-service allocation. The ONT keeps its onu-id (``allocations``, unique per OLT
+    # port); each order (service) gets its own GEM port and alloc-id (``service_allocations``,
+    # unique per OLT). An ONT's old GEM port and alloc-id go to the earliest open order
+    # (neither cancelled nor removed) of the object it is bound to: that is the service the
+    # old numbers were pushed for. SQLite cannot drop UNIQUE columns: the table is recreated.
+    # Also order_changes: an order changed after it was pushed, and the successor replacing it.
+    """
+    CREATE TABLE service_allocations (
+        order_id     TEXT PRIMARY KEY REFERENCES orders (id),
+        olt          TEXT NOT NULL,
+        gemport      INTEGER NOT NULL,
+        alloc_id     INTEGER NOT NULL,
+        allocated_at TEXT NOT NULL,
+        UNIQUE (olt, gemport),
+        UNIQUE (olt, alloc_id)
+    );
+    INSERT INTO service_allocations (order_id, olt, gemport, alloc_id, allocated_at)
+    SELECT order_id, olt, gemport, alloc_id, allocated_at FROM (
+        SELECT (SELECT o.id FROM orders o JOIN bindings b ON b.object_id = o.object_id
+                WHERE b.serial = a.serial AND o.cancelled_at IS NULL AND o.removed_at IS NULL
+                ORDER BY o.created_at, o.id LIMIT 1) AS order_id,
+               a.olt, a.gemport, a.alloc_id, a.allocated_at
+        FROM allocations a)
+    WHERE order_id IS NOT NULL;
+
+    CREATE TABLE allocations_v2 (
+        serial       TEXT PRIMARY KEY,
+        olt          TEXT NOT NULL,
+        pon_port     TEXT NOT NULL,
+        onu_id       INTEGER NOT NULL,
+        allocated_at TEXT NOT NULL,
+        UNIQUE (olt, pon_port, onu_id)
+    );
+    INSERT INTO allocations_v2 (serial, olt, pon_port, onu_id, allocated_at)
+    SELECT serial, olt, pon_port, onu_id, allocated_at FROM allocations;
+    DROP TABLE allocations;
+    ALTER TABLE allocations_v2 RENAME TO allocations;
+
+    -- Order changes: an order changed after it was pushed is replaced by a successor.
+    CREATE TABLE order_changes (
+        order_id     TEXT PRIMARY KEY REFERENCES orders (id),
+        successor_id TEXT NOT NULL UNIQUE REFERENCES orders (id),
+        changed_at   TEXT NOT NULL
+    );
+    """,
+    # 3: subscribers, lines of service and gateways (PHAN URLs): agent/lines.py.
+    LINES_SCHEMA,
 )
 
 
@@ -323,6 +371,18 @@ class OrderCreated:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderChanged:
+    """What :meth:`Store.change_order` did: ``order`` is the order that carries the service
+    now (the successor, or the order itself updated in place); ``previous`` is the changed
+    order as it is after the change (the same order when updated in place)."""
+
+    order: Order
+    previous: Order
+    replaced: bool  # True: a successor was created and the previous order's removal requested
+    changed: bool = True  # False: the same change again, nothing written
+
+
+@dataclass(frozen=True, slots=True)
 class OrderEvent:
     id: int
     order_id: str
@@ -362,10 +422,22 @@ class Push:
 
 @dataclass(frozen=True, slots=True)
 class Allocation:
+    """An ONT's onu-id on its OLT port (held while the ONT is registered there)."""
+
     serial: str
     olt: str
     pon_port: str
     onu_id: int
+    allocated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAllocation:
+    """An order's (service's) GEM port and alloc-id on its OLT (held while the service may be
+    on the device)."""
+
+    order_id: str
+    olt: str
     gemport: int
     alloc_id: int
     allocated_at: datetime
@@ -464,8 +536,12 @@ def _push(r: sqlite3.Row) -> Push:
 
 def _alloc(r: sqlite3.Row) -> Allocation:
     return Allocation(serial=r["serial"], olt=r["olt"], pon_port=r["pon_port"],
-                      onu_id=r["onu_id"], gemport=r["gemport"], alloc_id=r["alloc_id"],
-                      allocated_at=_dt(r["allocated_at"]))
+                      onu_id=r["onu_id"], allocated_at=_dt(r["allocated_at"]))
+
+
+def _service_alloc(r: sqlite3.Row) -> ServiceAllocation:
+    return ServiceAllocation(order_id=r["order_id"], olt=r["olt"], gemport=r["gemport"],
+                             alloc_id=r["alloc_id"], allocated_at=_dt(r["allocated_at"]))
 
 
 def _binding(r: sqlite3.Row) -> Binding:
@@ -624,6 +700,20 @@ class Store:
 
     def _now(self) -> str:
         return _iso(_aware("clock", self._clock()))
+
+    # for the store's companion modules (agent.lines): same thread, same transactions
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one write transaction on the store's worker thread."""
+        return await self._write(fn)
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one read transaction (a consistent snapshot)."""
+        return await self._read(fn)
+
+    def now(self) -> str:
+        """The store's clock now, as stored (ISO 8601, UTC)."""
+        return self._now()
 
     # ONTs
 
@@ -1052,6 +1142,100 @@ class Store:
 
         return await self._write(run)
 
+    async def change_order(self, order_id: str, *, isp: str | None = None,
+                           service_type: str | None = None, reason: str = "",
+                           successor_id: str | None = None) -> OrderChanged:
+        """Change an order's ISP and/or service type (``None``: keep it).
+
+        * Not pushed yet (no push of the order was ever recorded, so nothing of it can be on
+          a device): the order is updated in place; its history says what changed.
+        * Pushed (active, or a push that failed and may have left something behind): a
+          successor order is created for the same object and start date with the new ISP and
+          service type, and takes over the OSS's external reference; the changed order's
+          removal is requested. The histories link both ways ("changed: replaced by order X",
+          "created as a change of order Y"), naming the external reference.
+
+        Changing an order again the same way returns what the first change did
+        (``changed=False``); an order already replaced must be changed through its successor.
+        Refused for a cancelled or terminated order and for one whose removal was requested.
+        The catalog is not consulted here: :meth:`agent.engine.Engine.change` checks it first.
+        """
+        if isp is not None:
+            check_name("ISP", isp)
+        if service_type is not None:
+            check_name("service type", service_type)
+        if isp is None and service_type is None:
+            raise InvalidValue("a change needs a new ISP or a new service type")
+        check_text("reason", reason, 200)
+        new_id = successor_id if successor_id is not None else f"ord-{uuid.uuid4().hex[:12]}"
+        check_object_id(new_id)
+        why = f": {reason}" if reason else ""
+
+        def run(c: sqlite3.Connection) -> OrderChanged:
+            order = self._order_or_raise(c, order_id)
+            to_isp = order.isp if isp is None else isp
+            to_type = order.service_type if service_type is None else service_type
+            link = c.execute("SELECT successor_id FROM order_changes WHERE order_id = ?",
+                             (order_id,)).fetchone()
+            if link is not None:
+                successor = self._order_or_raise(c, link[0])
+                if (successor.isp, successor.service_type) == (to_isp, to_type):
+                    return OrderChanged(successor, order, replaced=True, changed=False)
+                raise InvalidTransition(f"order {order_id} was already changed: it is replaced "
+                                        f"by order {successor.id} ({successor.isp} "
+                                        f"{successor.service_type}); change that order instead")
+            if order.cancelled_at is not None:
+                raise InvalidTransition(f"order {order_id} is cancelled; create a new order")
+            if order.removal_requested_at is not None:
+                raise InvalidTransition(f"order {order_id} is terminated or being terminated; "
+                                        f"create a new order")
+            if (order.isp, order.service_type) == (to_isp, to_type):
+                raise InvalidValue(f"order {order_id} already is {to_isp} {to_type}: nothing "
+                                   f"to change")
+            was = f"{order.isp} {order.service_type}"
+            now_is = f"{to_isp} {to_type}"
+            pushed = c.execute("SELECT 1 FROM pushes WHERE order_id = ? LIMIT 1",
+                               (order_id,)).fetchone()
+            if pushed is None:
+                c.execute("UPDATE orders SET isp = ?, service_type = ? WHERE id = ?",
+                          (to_isp, to_type, order_id))
+                self._event(c, order_id, "changed", None, f"changed: {was} -> {now_is}{why}")
+                new = self._order_or_raise(c, order_id)
+                return OrderChanged(new, new, replaced=False)
+            if self._get_order(c, new_id) is not None:
+                raise Conflict(f"order {new_id} already exists")
+            ref = order.external_ref
+            ref_text = f", external reference {ref!r}" if ref is not None else ""
+            now = self._now()
+            c.execute("UPDATE orders SET external_ref = NULL, removal_requested_at = ?"
+                      " WHERE id = ?", (now, order_id))
+            c.execute("INSERT INTO orders (id, external_ref, object_id, isp, service_type,"
+                      " start_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      (new_id, ref, order.object_id, to_isp, to_type, _iso(order.start_at), now))
+            c.execute("INSERT INTO order_changes (order_id, successor_id, changed_at)"
+                      " VALUES (?, ?, ?)", (order_id, new_id, now))
+            self._event(c, order_id, "changed", None,
+                        f"changed: replaced by order {new_id} ({now_is}{ref_text}); removal "
+                        f"of {was} requested{why}")
+            self._event(c, new_id, "created", None,
+                        f"created as a change of order {order_id} (was {was}{ref_text}): "
+                        f"{now_is} on object {order.object_id!r}, start "
+                        f"{_iso(order.start_at)}{why}")
+            return OrderChanged(self._order_or_raise(c, new_id),
+                                self._order_or_raise(c, order_id), replaced=True)
+
+        return await self._write(run)
+
+    async def successor_of(self, order_id: str) -> str | None:
+        """The order that replaced ``order_id`` in a change, if any."""
+
+        def run(c: sqlite3.Connection) -> str | None:
+            r = c.execute("SELECT successor_id FROM order_changes WHERE order_id = ?",
+                          (order_id,)).fetchone()
+            return None if r is None else str(r[0])
+
+        return await self._read(run)
+
     async def record_order_event(self, order_id: str, status: str, message: str,
                                  error_class: ErrorClass | None = None) -> OrderEvent:
         """Append one entry to the order's history (what first-line support reads)."""
@@ -1166,11 +1350,18 @@ class Store:
         r = c.execute("SELECT * FROM allocations WHERE serial = ?", (serial,)).fetchone()
         return None if r is None else _alloc(r)
 
-    async def allocate(self, olt: str, pon_port: str, serial: str) -> Allocation:
-        """The ONT's onu-id (unique per port), GEM port and alloc-id (unique per OLT).
+    def _get_service_alloc(self, c: sqlite3.Connection,
+                           order_id: str) -> ServiceAllocation | None:
+        r = c.execute("SELECT * FROM service_allocations WHERE order_id = ?",
+                      (order_id,)).fetchone()
+        return None if r is None else _service_alloc(r)
 
-        Stable: allocating again returns the same numbers, also after a restart. A serial that
-        holds numbers on another port must be released first (its config is still there).
+    async def allocate(self, olt: str, pon_port: str, serial: str) -> Allocation:
+        """The ONT's onu-id (unique per OLT port).
+
+        Stable: allocating again returns the same number, also after a restart. A serial that
+        holds an onu-id on another port must be released first (its registration is still
+        there). The services' GEM ports and alloc-ids are per order: :meth:`allocate_service`.
         """
         check_olt(olt)
         check_pon_port(pon_port)
@@ -1189,10 +1380,35 @@ class Store:
             if onu_id is None:
                 raise AllocationExhausted(f"OLT {olt} port {pon_port} has no free onu-id: all "
                                           f"{len(ONU_IDS)} are allocated")
+            c.execute("INSERT INTO allocations (serial, olt, pon_port, onu_id, allocated_at)"
+                      " VALUES (?, ?, ?, ?, ?)", (serial, olt, pon_port, onu_id, self._now()))
+            new = self._get_alloc(c, serial)
+            assert new is not None
+            return new
+
+        return await self._write(run)
+
+    async def allocate_service(self, order_id: str, olt: str) -> ServiceAllocation:
+        """The order's own GEM port and alloc-id (each unique per OLT), so that two services
+        of one ONT never share one.
+
+        Stable: allocating again returns the same numbers, also after a restart. An order that
+        holds numbers on another OLT must be released first (its service is still there).
+        """
+        check_olt(olt)
+
+        def run(c: sqlite3.Connection) -> ServiceAllocation:
+            self._order_or_raise(c, order_id)
+            old = self._get_service_alloc(c, order_id)
+            if old is not None:
+                if old.olt != olt:
+                    raise Conflict(f"order {order_id} holds GEM port {old.gemport} and alloc-id "
+                                   f"{old.alloc_id} on OLT {old.olt}: release them there first")
+                return old
             used_gem: set[int] = set()
             used_alloc: set[int] = set()
-            for g, a in c.execute("SELECT gemport, alloc_id FROM allocations WHERE olt = ?",
-                                  (olt,)):
+            for g, a in c.execute("SELECT gemport, alloc_id FROM service_allocations"
+                                  " WHERE olt = ?", (olt,)):
                 used_gem.add(g)
                 used_alloc.add(a)
             gem = _first_free(used_gem, GEMPORTS)
@@ -1200,10 +1416,10 @@ class Store:
             if gem is None or alloc is None:
                 raise AllocationExhausted(f"OLT {olt} has no free "
                                           f"{'GEM port' if gem is None else 'alloc-id'}")
-            c.execute("INSERT INTO allocations (serial, olt, pon_port, onu_id, gemport, alloc_id,"
-                      " allocated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                      (serial, olt, pon_port, onu_id, gem, alloc, self._now()))
-            new = self._get_alloc(c, serial)
+            c.execute("INSERT INTO service_allocations (order_id, olt, gemport, alloc_id,"
+                      " allocated_at) VALUES (?, ?, ?, ?, ?)",
+                      (order_id, olt, gem, alloc, self._now()))
+            new = self._get_service_alloc(c, order_id)
             assert new is not None
             return new
 
@@ -1212,13 +1428,28 @@ class Store:
     async def get_allocation(self, serial: str) -> Allocation | None:
         return await self._read(lambda c: self._get_alloc(c, serial))
 
+    async def get_service_allocation(self, order_id: str) -> ServiceAllocation | None:
+        return await self._read(lambda c: self._get_service_alloc(c, order_id))
+
     async def release(self, serial: str) -> Allocation | None:
-        """Free the ONT's numbers (after its config was removed); returns what was freed."""
+        """Free the ONT's onu-id (after its registration was removed); returns what was freed."""
 
         def run(c: sqlite3.Connection) -> Allocation | None:
             old = self._get_alloc(c, serial)
             if old is not None:
                 c.execute("DELETE FROM allocations WHERE serial = ?", (serial,))
+            return old
+
+        return await self._write(run)
+
+    async def release_service(self, order_id: str) -> ServiceAllocation | None:
+        """Free the order's GEM port and alloc-id (after its service was removed); returns
+        what was freed."""
+
+        def run(c: sqlite3.Connection) -> ServiceAllocation | None:
+            old = self._get_service_alloc(c, order_id)
+            if old is not None:
+                c.execute("DELETE FROM service_allocations WHERE order_id = ?", (order_id,))
             return old
 
         return await self._write(run)

@@ -352,3 +352,11 @@ class ControlServer:
 
     async def close(self) -> None:
         await self._runner.cleanup()
+
+
+def out_of_band_change(olt: Olt, action: str, *, service: str | None = None,
+                       serial: str | None = None, s_vlan: int | None = None) -> str:
+    """Change the OLT's running config behind the agent's back (as ``POST /olts/{name}/
+    oob-change`` does): ``delete-service``, ``change-s-vlan`` or ``delete-onu``."""
+    return _apply_oob(olt, OobBody(action=action, service=service, serial=serial,
+                                   s_vlan=s_vlan))

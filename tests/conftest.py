@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -58,11 +59,20 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> Non
 
 
 @asynccontextmanager
-async def running_lab(topology: Topology | None = None) -> AsyncIterator[Lab]:
+async def running_lab(topology: Topology | None = None, *,
+                      own_addresses: bool = False) -> AsyncIterator[Lab]:
     """The default lab (or ``topology``) with every face on 127.0.0.1 and a free port;
-    faults are cleared and the lab must stop without errors."""
-    lab = Lab(topology or load_topology(DEFAULT_LAB), ports=Ports(netconf=0, snmp=0, ssh=0),
-              single_address="127.0.0.1")
+    faults are cleared and the lab must stop without errors.
+
+    ``own_addresses``: as in production, every device on its own address with the standard
+    ports (a gateway keeps its address and port while it is down), under a fresh 127.R.0.0
+    base so that nothing else listening on the default lab's addresses gets in the way."""
+    topo = topology or load_topology(DEFAULT_LAB)
+    if own_addresses:
+        base = f"127.{random.randint(64, 250)}.0.0"
+        lab = Lab(topo.model_copy(update={"address_base": base}))
+    else:
+        lab = Lab(topo, ports=Ports(netconf=0, snmp=0, ssh=0), single_address="127.0.0.1")
     await lab.start()
     try:
         yield lab

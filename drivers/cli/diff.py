@@ -12,7 +12,10 @@ Limits, by design of a line-based view:
   prints serials in hex and quoted, adds defaulted options such as a traffic table); a line
   in another spelling is "missing" and is sent again, and the device may refuse the repeat.
 - Removals (``undo ...``, ``no ...``, ``uci delete``) never appear in the running
-  configuration, so they are always sent.
+  configuration. One the platform describes (``removals``: the removal line and the running
+  line that shows what it removes) is sent only while that running line is there under the
+  same sections, so removing what is already gone sends nothing; any other removal is always
+  sent.
 - Order inside a section and values the device defaults are invisible to it.
 """
 
@@ -61,6 +64,18 @@ def running_keys(running: Sequence[str], platform: Platform) -> set[Key]:
     return keys
 
 
+def _already_removed(line: str, parents: tuple[str, ...], present: set[Key],
+                     platform: Platform) -> bool:
+    """A removal line the platform describes whose target no running line under the same
+    sections shows any more."""
+    for rule in platform.removals:
+        shows = rule.present_in(line)
+        if shows is None:
+            continue
+        return not any(p == parents and shows.search(text) for p, text in present)
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class Planned:
     """One line to send: its number in the candidate (1-based) and whether it only
@@ -107,6 +122,8 @@ def plan(candidate: Sequence[str], running: Sequence[str] | None,
             stack.append(_Frame(Planned(n, raw, True, new)))
             continue
         if (parents, _rewrite(raw, platform)) in present:
+            continue
+        if _already_removed(line, parents, present, platform):
             continue
         for frame in stack:
             if not frame.sent:

@@ -123,6 +123,54 @@ class Rewrite(_Model):
     replace: str
 
 
+_GROUP_REF = re.compile(r"\\(\d+)|\\g<(\w+)>")
+
+
+class Removal(_Model):
+    """A removal line (``undo ...``, ``ont delete ...``) and what shows the thing it removes.
+
+    Removals never appear in the running configuration, so a line-based compare would always
+    send them, and a device refuses to remove what is already gone. A candidate line matching
+    ``pattern`` is sent only while a running line under the same sections matches
+    ``present``: a regular expression in which ``\\1`` or ``\\g<name>`` stand for the
+    pattern's groups (inserted literally, escaped). With no such line the removal is already
+    done and nothing is sent.
+    """
+
+    pattern: Regex
+    present: str = Field(min_length=1, max_length=1024)
+
+    @model_validator(mode="after")
+    def _template(self) -> Removal:
+        groups = self.pattern.groups
+        names = set(self.pattern.groupindex)
+        for m in _GROUP_REF.finditer(self.present):
+            if m.group(1) is not None and not 1 <= int(m.group(1)) <= groups:
+                raise ValueError(f"present refers to group {m.group(1)}, but the pattern has "
+                                 f"{groups}")
+            if m.group(2) is not None and m.group(2) not in names:
+                raise ValueError(f"present refers to group {m.group(2)!r}, which the pattern "
+                                 f"does not name")
+        try:
+            re.compile(_GROUP_REF.sub("x", self.present))
+        except re.error as exc:
+            raise ValueError(f"present is not a valid regular expression: {exc}") from None
+        return self
+
+    def present_in(self, line: str) -> re.Pattern[str] | None:
+        """For a candidate line this rule covers, the pattern of the running line that shows
+        what it removes; None when the rule does not apply to the line."""
+        m = self.pattern.search(line)
+        if m is None:
+            return None
+
+        def group(ref: re.Match[str]) -> str:
+            key: int | str = int(ref.group(1)) if ref.group(1) is not None else ref.group(2)
+            return re.escape(m.group(key) or "")
+
+        return re.compile(_GROUP_REF.sub(group, self.present))
+
+
 class TerminalSettings(_Model):
     """The PTY requested for the interactive session."""
 
@@ -151,6 +199,7 @@ class Platform(_Model):
     abort: Command | None = None  # drops staged changes after a refused line
     sections: Sections = Sections()
     compare_rewrites: list[Rewrite] = []
+    removals: list[Removal] = []  # removal lines sent only while what they remove is there
     poll_command: Command | None = None  # what events() polls when not told otherwise
     volatile: list[Regex] = []  # lines that change by themselves (times): ignored by events()
     _source: str = PrivateAttr(default="")

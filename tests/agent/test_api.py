@@ -194,7 +194,7 @@ READ_ROUTES = [(r.method, r.path.replace("{object_id}", "obj-1").replace("{seria
 
 async def test_roles_are_enforced_on_every_admin_route(api: tuple[Daemon, Client]) -> None:
     d, c = api
-    assert len(ADMIN_ROUTES) == 6
+    assert len(ADMIN_ROUTES) == 7
     for method, path in ADMIN_ROUTES:
         code, body, resp = await c.call(method, path, None, body={})
         assert code == 401, (method, path, body)
@@ -320,3 +320,37 @@ async def test_the_openapi_document_lists_the_routes(api: tuple[Daemon, Client])
     assert "#/$defs" not in text
     for ref in {p.split('"')[0] for p in text.split('"$ref": "#/components/schemas/')[1:]}:
         assert ref in doc["components"]["schemas"], ref
+
+
+async def test_change_needs_admin_and_refuses_a_service_type_the_catalog_lacks(
+        api: tuple[Daemon, Client]) -> None:
+    _, c = api
+    code, order, _ = await c.call("POST", "/orders", body={**ORDER, "object_id": "obj-9"})
+    assert code == 201, order
+    oid = order["id"]
+    order = await wait_status(c, oid, "awaiting-prerequisites")  # no ONT bound: it waits
+    code, body, _ = await c.call("POST", f"/orders/{oid}/change", CSR,
+                                 body={"service_type": "iptv"})
+    assert code == 403, body
+    for change, field in (({"service_type": "fax"}, "service_type"),
+                          ({"isp": "nonet"}, "isp"),
+                          ({"isp": "speedy", "service_type": "iptv"}, "isp"),
+                          ({"service_type": "bad type!"}, "service_type"),
+                          ({}, "service_type"),
+                          ({"service_type": "iptv", "colour": "red"}, "colour")):
+        code, body, _ = await c.call("POST", f"/orders/{oid}/change", body=change)
+        assert (code, body["field"]) == (422, field), (change, body)
+    code, body, _ = await c.call("POST", f"/orders/{oid}/change", body={"service_type": "fax"})
+    assert "service type 'fax' is not in the catalog" in body["error"]
+    code, same, _ = await c.call("GET", f"/orders/{oid}", CSR)
+    assert (same["service_type"], [e["status"] for e in same["events"]]) == (
+        "internet", [e["status"] for e in order["events"]])
+    assert [o["id"] for o in (await c.call("GET", "/orders", CSR))[1]["orders"]] == [oid]
+    # a valid change of an order not yet provisioned updates it in place
+    code, changed, _ = await c.call("POST", f"/orders/{oid}/change",
+                                    body={"service_type": "iptv", "reason": "wants TV"})
+    assert (code, changed["id"], changed["service_type"]) == (200, oid, "iptv"), changed
+    assert "changed: fibrenet internet -> fibrenet iptv: wants TV" in [
+        e["message"] for e in changed["events"]]
+    assert (await c.call("POST", "/orders/ord-none/change",
+                         body={"service_type": "iptv"}))[0] == 404

@@ -17,17 +17,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from agent.catalog import Catalog, load_catalog
 from agent.connect import driver_factory
-from agent.engine import Engine, digest, service_name
+from agent.engine import ChangeRefused, Engine, digest, service_name
 from agent.errors import ErrorClass as DriverErrorClass
 from agent.profiles import load_profile
 from agent.push import RetryPolicy
-from agent.render import render
+from agent.render import render, render_removal
 from agent.settings import Settings, SettingsError
 from agent.status import ErrorClass, Status
-from agent.store import OntState, PushPhase, Store
+from agent.store import ALLOC_IDS, GEMPORTS, OntState, PushAction, PushPhase, Store
 from drivers.netconf import NetconfDriver
 from drivers.snmp import SnmpDriver
 from simulator.config import builder as b
@@ -380,3 +381,229 @@ def lab_free_settings(tmp_path: Path) -> Settings:
         {"name": "olt2", "address": "127.0.0.1", "protocol": "snmp", "port": 161,
          "profile": "sim-olt-snmp", "snmp": {"version": "v2c",
                                              "community": {"env": COMMUNITY_VAR}}}]})
+
+
+# ---- several services on one ONT ----------------------------------------------------------------
+def catalog_with(tmp_path: Path, **unis: int) -> Catalog:
+    """The shipped catalog with some service types moved to another UNI (the shipped one puts
+    every service type on UNI 1)."""
+    data = yaml.safe_load((REPO / "configs" / "catalog.yaml").read_text(encoding="utf-8"))
+    for service_type, uni in unis.items():
+        data["service_types"][service_type]["uni"] = uni
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return load_catalog(path)
+
+
+def keep_clear_of_the_labs_own_services(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lab's pre-provisioned ONTs hold GEM ports and alloc-ids the agent's store never
+    allocated (the allocator does not read the device): hand out only numbers they don't use."""
+    svcs = lab.olts["olt1"].view.services.values()
+    gems = {s.gemport_id for s in svcs}
+    allocs = {s.alloc_id for s in svcs}
+    monkeypatch.setattr("agent.store.GEMPORTS", [g for g in GEMPORTS if g not in gems])
+    monkeypatch.setattr("agent.store.ALLOC_IDS", [a for a in ALLOC_IDS if a not in allocs])
+
+
+async def test_two_services_on_one_ont_get_their_own_gemports_and_come_and_go_apart(
+        env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    keep_clear_of_the_labs_own_services(env.lab, monkeypatch)
+    env.catalog = catalog_with(tmp_path, iptv=2)  # internet on UNI 1, IPTV on UNI 2
+    internet = await order_for(env.store, HWTC)
+    iptv = (await env.store.create_order("obj-1", "fibrenet", "iptv", now())).order.id
+    olt = env.lab.olts["olt1"]
+    async with env.engine() as engine:
+        assert (await engine.reconcile(internet)).status is Status.ACTIVE
+        st = await engine.reconcile(iptv)
+        assert st.status is Status.ACTIVE, st.message
+        p_internet, p_iptv = await engine.plan(internet), await engine.plan(iptv)
+        assert p_internet.ont == p_iptv.ont  # one ONT, one onu-id
+        assert p_internet.service.gemport_id != p_iptv.service.gemport_id
+        assert p_internet.service.alloc_id != p_iptv.service.alloc_id
+        vani = f"ont-{p_iptv.ont.pon_port}-{p_iptv.ont.onu_id}"
+        on_olt = {s.uni: (s.c_vlan, s.gemport_id, s.alloc_id) for s in olt.view.services_of(vani)}
+        assert on_olt == {
+            1: (100, p_internet.service.gemport_id, p_internet.service.alloc_id),
+            2: (200, p_iptv.service.gemport_id, p_iptv.service.alloc_id)}
+        await eventually(lambda: applied(env.lab, HWTC) == [(100, 1000), (200, 2000)])
+        assert await engine.audit("olt1") == []
+
+        await env.store.request_removal(internet, "customer keeps only TV")
+        st = await engine.reconcile(internet)
+        assert st.status is Status.TERMINATED, st.message
+        # IPTV is untouched: still on the OLT, the ONT still registered, nothing to re-apply
+        assert [(s.uni, s.c_vlan, s.gemport_id) for s in olt.view.services_of(vani)] == [
+            (2, 200, p_iptv.service.gemport_id)]
+        assert vani in olt.view.onus
+        await eventually(lambda: applied(env.lab, HWTC) == [(200, 2000)])
+        assert (await engine.status(iptv)).status is Status.ACTIVE
+        assert await engine.audit("olt1") == []
+        assert (await engine.resend(iptv)).status is Status.ACTIVE
+        assert (await env.store.pushes_of(iptv))[-1].message.startswith(
+            "the device already held it")
+    # the terminated order's numbers are free again; the ONT keeps its onu-id for IPTV
+    assert await env.store.get_service_allocation(internet) is None
+    kept = await env.store.get_service_allocation(iptv)
+    assert kept is not None
+    assert kept.gemport == p_iptv.service.gemport_id
+    ont_alloc = await env.store.get_allocation(HWTC)
+    assert ont_alloc is not None
+    assert ont_alloc.onu_id == p_iptv.ont.onu_id
+
+
+async def test_a_second_service_on_the_same_uni_is_configuration_missing(env: Env) -> None:
+    # The shipped catalog puts internet and VoIP on UNI 1: every OLT profile keys a service's
+    # entries by its UNI, so the later order must not overwrite the earlier one.
+    internet = await order_for(env.store, HWTC)
+    voip = (await env.store.create_order("obj-1", "fibrenet", "voip", now())).order.id
+    async with env.engine() as engine:
+        assert (await engine.reconcile(internet)).status is Status.ACTIVE
+        running = env.lab.olts["olt1"].running
+        await engine.reconcile(voip)
+        events = await env.store.order_events(voip)
+        assert events[-1].error_class is ErrorClass.CONFIGURATION_MISSING
+        assert f"UNI 1 of ONT {HWTC} already carries order {internet}" in events[-1].message
+        assert env.lab.olts["olt1"].running.same(running)
+        assert await env.store.pushes_of(voip) == ()
+        assert (await engine.status(internet)).status is Status.ACTIVE
+
+
+# ---- removal is idempotent on every OLT profile --------------------------------------------------
+def olt1_over(lab: Lab, tmp_path: Path, protocol: str) -> Settings:
+    """Settings with olt1 reached over ``protocol``: NETCONF, the SSH CLI, or SNMP."""
+    olt1 = lab.olts["olt1"]
+    device: dict[str, object] = {"name": "olt1", "address": "127.0.0.1", "protocol": protocol}
+    if protocol == "snmp":
+        device |= {"port": olt1.ports["snmp"], "profile": "sim-olt-snmp",
+                   "snmp": {"version": "v2c", "community": {"env": COMMUNITY_VAR}}}
+    else:
+        face = "netconf" if protocol == "netconf" else "ssh"
+        key = lab.host_keys["olt1"].export_public_key().decode().strip()
+        known = tmp_path / f"known_hosts_{face}"
+        known.write_text(f"[127.0.0.1]:{olt1.ports[face]} {key}\n", encoding="utf-8")
+        device |= {"port": olt1.ports[face],
+                   "profile": "sim-olt-netconf" if face == "netconf" else "sim-olt-cli",
+                   "ssh": {"username": olt1.credentials.username,
+                           "password": {"env": PASSWORD_VAR}, "known_hosts": str(known)}}
+    return Settings.model_validate({"store": str(tmp_path / "ponctl.sqlite3"),
+                                    "devices": [device]})
+
+
+@pytest.mark.parametrize("protocol", ["netconf", "ssh", "snmp"])
+async def test_a_removal_replayed_after_a_crash_sends_nothing_and_terminates(
+        env: Env, tmp_path: Path, protocol: str) -> None:
+    # The agent recorded the removal push, the OLT took it, the agent died before recording
+    # the result: the restarted agent replays a removal of what is already gone. (Before
+    # removals were compared, the CLI sent `undo service-port N` again and the box refused.)
+    env.settings = olt1_over(env.lab, tmp_path, protocol)
+    oid = await order_for(env.store, HWTC, service_type="iptv")
+    olt = env.lab.olts["olt1"]
+    async with env.engine() as engine:
+        st = await engine.reconcile(oid)
+        assert st.status is Status.ACTIVE, st.message
+        await env.store.request_removal(oid, "customer left")
+        plan = await engine.plan(oid)
+    vani = f"ont-{plan.ont.pon_port}-{plan.ont.onu_id}"
+    payload = render_removal(plan.profile, plan.service, with_ont=True)
+    pid = await env.store.begin_push("olt1", digest(payload), order_id=oid,
+                                     action=PushAction.REMOVE)
+    async with driver_factory(plan.device, plan.profile)() as driver:
+        await driver.load_candidate(payload)
+        assert not (await driver.compare()).empty
+        await driver.commit()
+        await eventually(lambda: vani not in olt.view.onus)
+        await driver.load_candidate(payload)  # what the box would be sent again: nothing
+        assert (await driver.compare()).empty
+        await driver.discard()
+    before = olt.running
+    async with env.engine() as engine:  # the restarted agent
+        [push] = await engine.resume()
+        st = await engine.status(oid)
+    assert push.id == pid
+    assert push.phase is PushPhase.VERIFIED, push.message
+    assert push.message == "the device already held it, read back equal"  # nothing committed
+    assert olt.running.same(before)
+    assert st.status is Status.TERMINATED, st.message
+    assert await env.store.get_allocation(HWTC) is None
+    assert await env.store.get_service_allocation(oid) is None
+
+
+# ---- changing an order ---------------------------------------------------------------------------
+async def test_changing_an_active_order_removes_the_old_service_then_applies_the_new(
+        env: Env) -> None:
+    # Internet and IPTV both land on UNI 1 in the shipped catalog: the old service must be
+    # gone before the new one is applied (the new order waits for the UNI until then).
+    await env.store.create_object("obj-1", "12 Fibre Lane, flat 3")
+    await env.store.upsert_ont(HWTC, "olt1", "0/1/1", state=OntState.UP)
+    await env.store.bind("obj-1", HWTC)
+    old = (await env.store.create_order("obj-1", "fibrenet", "internet",
+                                        now() - timedelta(minutes=1),
+                                        external_ref="OSS-77")).order.id
+    olt = env.lab.olts["olt1"]
+    async with env.engine() as engine:
+        assert (await engine.reconcile(old)).status is Status.ACTIVE
+        vani = f"ont-0/1/1-{(await engine.plan(old)).ont.onu_id}"
+        done = await engine.change(old, service_type="iptv", reason="customer wants TV")
+        assert done.replaced
+        assert done.status.status is Status.ACTIVE, done.status.message
+        assert done.previous_status is not None
+        assert done.previous_status.status is Status.TERMINATED
+        new = done.order_id
+        assert new != old
+        assert [(s.uni, s.c_vlan, s.s_vlan) for s in olt.view.services_of(vani)] == [
+            (1, 200, 2000)]
+        assert vani in olt.view.onus  # the ONT stays registered for the new service
+        await eventually(lambda: applied(env.lab, HWTC) == [(200, 2000)])
+        assert await engine.audit("olt1") == []
+        # the same change again: nothing more happens
+        again = await engine.change(old, service_type="iptv")
+        assert (again.order_id, again.status.status) == (new, Status.ACTIVE)
+    old_order, new_order = await env.store.get_order(old), await env.store.get_order(new)
+    assert old_order is not None
+    assert new_order is not None
+    assert (new_order.object_id, new_order.isp, new_order.service_type) == (
+        "obj-1", "fibrenet", "iptv")
+    assert (old_order.external_ref, new_order.external_ref) == (None, "OSS-77")
+    old_events = [e.message for e in await env.store.order_events(old)]
+    assert any(m.startswith(f"changed: replaced by order {new}") and "OSS-77" in m
+               for m in old_events)
+    assert (await history(env.store, old))[-1][0] == "terminated"
+    new_events = await env.store.order_events(new)
+    assert new_events[0].message.startswith(f"created as a change of order {old}")
+    assert "OSS-77" in new_events[0].message
+    assert new_events[-1].status == "active"
+    assert await env.store.get_service_allocation(old) is None
+    assert await env.store.successor_of(old) == new
+
+
+async def test_changing_an_order_not_yet_provisioned_updates_it_in_place(env: Env) -> None:
+    oid = await order_for(env.store, None, start=now() + timedelta(days=1))
+    async with env.engine() as engine:
+        done = await engine.change(oid, service_type="voip")
+        assert (done.order_id, done.replaced) == (oid, False)
+        assert done.status.status is Status.AWAITING_PREREQUISITES
+    order = await env.store.get_order(oid)
+    assert order is not None
+    assert order.service_type == "voip"
+    events = [(e.status, e.message) for e in await env.store.order_events(oid)]
+    assert ("changed", "changed: fibrenet internet -> fibrenet voip") in events
+    assert await env.store.successor_of(oid) is None
+
+
+async def test_a_change_the_catalog_cannot_provision_is_refused_and_writes_nothing(
+        env: Env) -> None:
+    oid = await order_for(env.store, HWTC, isp="speedy")
+    async with env.engine() as engine:
+        assert (await engine.reconcile(oid)).status is Status.ACTIVE
+        running = env.lab.olts["olt1"].running
+        events = await env.store.order_events(oid)
+        for kw, field, text in (({"service_type": "fax"}, "service_type", "not in the catalog"),
+                                ({"isp": "nonet"}, "isp", "not in the catalog"),
+                                ({"service_type": "iptv"}, "service_type", "speedy")):
+            with pytest.raises(ChangeRefused, match=text) as err:
+                await engine.change(oid, **kw)
+            assert err.value.field == field
+        assert env.lab.olts["olt1"].running.same(running)
+        assert await env.store.order_events(oid) == events
+        assert (await engine.status(oid)).status is Status.ACTIVE
+    assert await env.store.successor_of(oid) is None

@@ -78,13 +78,35 @@ def test_plan_sends_missing_lines_with_their_sections(huawei: Platform) -> None:
                  "ont port  native-vlan 0 1 eth 2 vlan 20", "quit",
                  "interface gpon 0/2", "ont port native-vlan 0 1 eth 1 vlan 10", "quit",
                  "service-port 1 vlan 100 gpon 0/1/0 ont 1 gemport 1001",
-                 "undo service-port 7"]
+                 "undo service-port 1"]
     planned = plan(candidate, RUNNING, huawei)
     assert [p.line_no for p in planned] == [1, 3, 4, 5, 6, 7, 9]
     assert diff_lines(planned) == (
         "  interface gpon 0/1", "+ ont port  native-vlan 0 1 eth 2 vlan 20", "  quit",
         "+ interface gpon 0/2", "+ ont port native-vlan 0 1 eth 1 vlan 10", "+ quit",
-        "+ undo service-port 7")
+        "+ undo service-port 1")
+
+
+def test_a_removal_of_what_is_gone_is_not_sent(huawei: Platform) -> None:
+    # The platform's `removals` say which running line shows what each removal removes.
+    candidate = ["undo service-port 1", "undo service-port 7", "undo service-port 10",
+                 "interface gpon 0/1", "ont delete 0 1", "ont delete 0 2", "quit",
+                 "interface gpon 0/2", "ont delete 0 1", "quit"]
+    assert diff_lines(plan(candidate, RUNNING, huawei)) == (
+        "+ undo service-port 1", "  interface gpon 0/1", "+ ont delete 0 1", "  quit")
+    gone = [line for line in RUNNING if "service-port" not in line and "ont add" not in line]
+    assert plan(candidate, gone, huawei) == []
+    # a removal no rule describes is still always sent
+    assert diff_lines(plan(["undo vlan 7"], gone, huawei)) == ("+ undo vlan 7",)
+
+
+def test_a_removal_rule_must_name_groups_its_pattern_has(tmp_path: Path) -> None:
+    data = load_platform("huawei-olt").model_dump(mode="json")
+    for present, why in ((r"^service-port \2 ", "group 2"), (r"^service-port \g<x> ", "'x'"),
+                         (r"^service-port (\1 ", "not a valid regular expression")):
+        data["removals"] = [{"pattern": r"^undo service-port (\d+)$", "present": present}]
+        with pytest.raises(PlatformError, match=re.escape(why)):
+            parse_platform(data, "bad.yaml")
 
 
 def test_plan_of_applied_lines_is_empty(huawei: Platform) -> None:
