@@ -17,6 +17,9 @@ The sections, one function each (:data:`SECTIONS`; a new section is one more ent
 * **orders**: each order's status (prerequisites, error class and message), its last push
   with its error, and the configuration on the OLT versus the intent (the engine's dry run:
   render and compare; an empty diff means in sync).
+* **gateway**: each gateway behind the ONT, read now: reachable, and holding its line's PHAN
+  URL (or what is missing, with the agent's record of the last write). A gateway that cannot
+  be reached is itself the finding: it fails, with the connection error.
 * **datapath** (the simulated lab only, ``settings.diagnose.lab_control``): a DHCP Discover
   traced from the ONT's UNI through the lab's ``POST /trace``: forwarded with its outer and
   inner VLAN tags, or dropped with the reason.
@@ -857,11 +860,69 @@ async def datapath_section(ctx: Context) -> Section | None:
     return s
 
 
+# ---- gateway ---------------------------------------------------------------------------------
+_PHASE_STEP = {
+    "pending": "the agent writes it once the gateway answers (its ONT must be up with a "
+               "service on the gateway's UNI); check the gateway's power and cabling",
+    "writing": "a write is in progress (or was interrupted: the agent re-runs it on start)",
+    "failed": "fix what the message says (credentials, host key, gateway class), then "
+              "resend: POST /api/v1/gateways/{name}/resend (admin)",
+}
+
+
+async def gateway_section(ctx: Context) -> Section | None:
+    """The gateways behind the target's ONT: reachable, and holding their line's PHAN URL."""
+    if ctx.target.serial is None:
+        return None
+    lines = ctx.engine.lines
+    gateways = [g for g in await lines.list_gateways(ont_serial=ctx.target.serial)
+                if g.retired_at is None]
+    if not gateways:
+        return None
+    s = Section("gateway", "Gateway and PHAN URL")
+    for gw in gateways:
+        line = await lines.line_of_gateway(gw.name)
+        st = await lines.gateway_state(gw.name)
+        if line is None or st is None:
+            s.checks.append(Check("gateway.line", "Line of service", Verdict.WARNING,
+                                  f"gateway {gw.name} carries no line of service",
+                                  "associate the subscriber's line with it: POST "
+                                  "/api/v1/lines/{code}/gateway (admin)", subject=gw.name))
+            continue
+        recorded = (f"the agent's record: {st.phase.value}"
+                    + (f" ({st.message})" if st.message else ""))
+        try:
+            async with asyncio.timeout(ctx.config.check_timeout):
+                holds, why = await ctx.engine.gateways.check(gw.name)
+        except TimeoutError:
+            holds, why = None, f"no answer within {ctx.config.check_timeout:g} s"
+        details = {"line": line.code, "phan_url": line.phan_url, "phase": st.phase.value,
+                   "address": gw.address}
+        if holds is None:
+            s.checks.append(Check("gateway.reachable", "Gateway reachable", Verdict.FAIL,
+                                  f"gateway {gw.name} at {gw.address} cannot be read: {why}; "
+                                  f"{recorded}",
+                                  _PHASE_STEP["pending"], subject=gw.name, details=details))
+        elif holds:
+            s.checks.append(Check("gateway.url", "PHAN URL present", Verdict.OK,
+                                  f"gateway {gw.name} holds line {line.code}'s PHAN URL",
+                                  subject=gw.name, details=details))
+        else:
+            step = _PHASE_STEP.get(st.phase.value, "").replace("{name}", gw.name) or (
+                f"resend: POST /api/v1/gateways/{gw.name}/resend (admin)")
+            s.checks.append(Check("gateway.url", "PHAN URL present", Verdict.FAIL,
+                                  f"gateway {gw.name} does not hold line {line.code}'s PHAN "
+                                  f"URL; {recorded}", step, subject=gw.name,
+                                  details={**details, "diff": why}))
+    return s
+
+
 # ---- the report ------------------------------------------------------------------------------
 SECTIONS: list[SectionSpec] = [
     SectionSpec("inventory", "Inventory", inventory_section),
     SectionSpec("ont", "ONT live state", ont_section),
     SectionSpec("orders", "Orders", orders_section),
+    SectionSpec("gateway", "Gateway and PHAN URL", gateway_section),
     SectionSpec("datapath", "Data path (simulated lab)", datapath_section),
 ]
 

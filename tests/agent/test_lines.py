@@ -22,6 +22,7 @@ import pytest
 
 from agent.api_lines import ROUTES
 from agent.daemon import Daemon
+from agent.diagnose import diagnose
 from agent.lines import GatewayPhase, LineStore
 from agent.phan import KEYS_ENV_VAR, decode, url_for
 from agent.store import Conflict, InvalidValue, NotFound, OntState, Store
@@ -304,3 +305,35 @@ async def test_roles_and_bad_input(lines_agent: tuple[Daemon, Client]) -> None:
     assert (await c.call("GET", "/gateways", CSR))[1] == {"gateways": []}
     status, err = await c.call("POST", "/lines/LOS-404/gateway", body={"gateway": "gw-x"})
     assert status == 404
+
+
+async def test_diagnose_reports_the_gateway_and_its_url(lines_agent: tuple[Daemon, Client],
+                                                        own_lab: Lab) -> None:
+    d, c = lines_agent
+    lab = own_lab
+    engine = d.engine
+    assert engine is not None
+    for serial, gclass, code in ((A001, "sim-n", "LOS-D1"), (A005, "sim-c", "LOS-D5")):
+        name = await register(c, serial, gclass, lab)
+        await c.call("POST", "/lines", body={"code": code})
+        await c.call("POST", f"/lines/{code}/gateway", body={"gateway": name})
+    await line_state(c, "LOS-D1", "written")
+
+    async def gateway_checks(serial: str) -> list[tuple[str, str, str]]:
+        report = await diagnose(engine, serial)
+        section = next(s for s in report.sections if s.id == "gateway")
+        return [(ch.id, ch.verdict.value, ch.finding) for ch in section.checks]
+
+    assert [(i, v) for i, v, _ in await gateway_checks(A001)] == [("gateway.url", "ok")]
+    lab.gateways[gw_name(A001)].set(phan_url="")  # a factory reset, say
+    [(cid, verdict, finding)] = await gateway_checks(A001)
+    assert (cid, verdict) == ("gateway.url", "fail")
+    assert "does not hold line LOS-D1's PHAN URL" in finding
+    [(cid, verdict, finding)] = await gateway_checks(A005)  # its ONT is powered off
+    assert (cid, verdict) == ("gateway.reachable", "fail")
+    assert "cannot be read" in finding
+    # the resend puts it back
+    status, gw = await c.call("POST", f"/gateways/{gw_name(A001)}/resend")
+    assert (status, gw["state"]["phase"]) == (200, "written")
+    line = (await c.call("GET", "/lines/LOS-D1", CSR))[1]
+    assert lab.gateways[gw_name(A001)].phan_url == line["phan_url"]
