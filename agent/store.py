@@ -1106,6 +1106,13 @@ class Store:
             c.execute("UPDATE orders SET cancelled_at = ? WHERE id = ?", (now, order_id))
             self._event(c, order_id, "cancelled", None,
                         "cancelled" + (f": {reason}" if reason else ""))
+            # Never provisioned: its GEM port and alloc-id (reserved by a push or a dry run)
+            # go back to the pool, unless a push is still in flight (its outcome decides).
+            marks = ", ".join("?" for _ in PENDING_PHASES)
+            pending = c.execute(f"SELECT 1 FROM pushes WHERE order_id = ? AND phase IN ({marks})",  # noqa: S608
+                                (order_id, *[p.value for p in PENDING_PHASES])).fetchone()
+            if pending is None:
+                c.execute("DELETE FROM service_allocations WHERE order_id = ?", (order_id,))
             return self._order_or_raise(c, order_id)
 
         return await self._write(run)

@@ -145,3 +145,19 @@ async def test_migration_from_version_1_moves_the_numbers_to_the_earliest_open_o
         assert cols == ["serial", "olt", "pon_port", "onu_id", "allocated_at"]
     finally:
         conn.close()
+
+
+async def test_a_cancelled_order_gives_its_numbers_back_unless_a_push_is_in_flight(
+        store: Store) -> None:
+    internet, iptv = await two_orders(store)
+    reserved = await store.allocate_service(internet, "olt1")  # e.g. by a dry run
+    await store.cancel(internet, "customer changed their mind")
+    assert await store.get_service_allocation(internet) is None
+    again = await store.allocate_service(iptv, "olt1")
+    assert (again.gemport, again.alloc_id) == (reserved.gemport, reserved.alloc_id)
+    # a push in flight (a crash left it pending): its numbers stay until it is resolved
+    await store.create_order("obj-1", "fibrenet", "voip", NOW, order_id="ord-voip")
+    await store.allocate_service("ord-voip", "olt1")
+    await store.begin_push("olt1", "sha256:x", order_id="ord-voip")
+    await store.cancel("ord-voip")
+    assert await store.get_service_allocation("ord-voip") is not None
