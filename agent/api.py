@@ -576,9 +576,10 @@ def all_routes() -> tuple[Route, ...]:
     """:data:`ROUTES` and the routes of the API's other modules (each defines ``ROUTES`` of
     :class:`Route` whose handlers take the :class:`HttpApi` and the request; they import this
     module, so they are imported here, not at the top)."""
-    from agent import api_diagnose, api_lines, api_push
+    from agent import api_diagnose, api_inventory, api_lines, api_push
 
-    return ROUTES + api_lines.ROUTES + api_push.ROUTES + api_diagnose.ROUTES
+    return (ROUTES + api_lines.ROUTES + api_push.ROUTES + api_diagnose.ROUTES
+            + api_inventory.ROUTES)
 
 
 def openapi_document() -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""``ponctl onts`` and ``ponctl objects`` through the real command line (a subprocess running
-the typer apps of ``agent.inventory_commands``): exit codes, tables, JSON and the store file."""
+"""``ponctl onts`` and ``ponctl objects`` offline (``--db``) through the real command line (a
+subprocess running the typer apps of ``agent.inventory_commands``): exit codes, tables, JSON and
+the store file. The default mode, through the agent's API, is tested in test_inventory_api."""
 
 from __future__ import annotations
 
@@ -99,8 +100,8 @@ def test_list_table_json_and_olt_filter(tmp_path: Path) -> None:
     assert "HWTC1A2B3C4D" in table.stdout
     assert "HG8245H" in table.stdout
     only = json.loads(onts("list", "--db", db, "--olt", "olt2", "--output", "json").stdout)
-    assert [(o["serial"], o["olt"], o["pon_port"], o["state"], o["model"]) for o in only] == [
-        ("ZTEG00C0FFEE", "olt2", "0/1/0", "imported", "F660")]
+    assert [(o["serial"], o["olt"], o["pon_port"], o["state"], o["model"], o["object_id"])
+            for o in only] == [("ZTEG00C0FFEE", "olt2", "0/1/0", "imported", "F660", None)]
     bad = onts("list", "--db", db, "--output", "yaml")
     assert bad.returncode == 2  # usage error from the command line parser
 
@@ -140,10 +141,21 @@ def test_objects_bind_refuses_a_serial_bound_elsewhere_unless_moved(tmp_path: Pa
     assert first["serial"] is None
     assert [h["action"] for h in first["history"]] == ["bound", "moved-out"]
 
+    listed = json.loads(objects("list", "--db", db, "-o", "json").stdout)
+    assert [(o["id"], o["serial"]) for o in listed["objects"]] == [
+        ("obj-1", None), ("obj-2", "HWTC1A2B3C4D")]
+    table = objects("list", "--db", db)
+    assert table.returncode == 0, table.stderr
+    assert "Objects (2)" in table.stdout
+
     gone = objects("unbind", "obj-2", "--db", db)
     assert gone.returncode == 0
     assert "ONT HWTC1A2B3C4D unbound from object obj-2" in gone.stdout
     assert "had no ONT bound" in objects("unbind", "obj-2", "--db", db).stdout
+    unbound = json.loads(objects("unbind", "obj-2", "--db", db, "-o", "json").stdout)
+    assert unbound == {"object_id": "obj-2", "serial": None}
+    bound = json.loads(objects("bind", "obj-2", "HWTC1A2B3C4D", "--db", db, "-o", "json").stdout)
+    assert (bound["object_id"], bound["change"]) == ("obj-2", "bound")
 
 
 def test_objects_errors_are_clear(tmp_path: Path) -> None:
