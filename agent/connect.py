@@ -83,7 +83,11 @@ def driver_factory(device: Device, profile: Profile,
                             f"{profile.name!r} is for {profile.protocol}")
     if device.protocol == "netconf":
         nc_target = ssh_target(device, environ)
-        return lambda: NetconfDriver(nc_target)
+        # Confirmed commits without a persist token: if the agent dies between commit and
+        # confirm, the device reverts the change when the session drops, instead of refusing
+        # every other commit until the confirm timeout (a restarted agent re-runs the push,
+        # whose record is still pending).
+        return lambda: NetconfDriver(nc_target, persist_confirmed=False)
     if device.protocol == "snmp":
         target = snmp_target(device, environ)
         return lambda: SnmpDriver(target)

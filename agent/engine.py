@@ -182,6 +182,10 @@ class Engine:
         self.environ = environ
         self.retry = retry or RetryPolicy()
         self.verify_timeout = verify_timeout
+        # Confirmed commits (where the OLT has them) without a persist token
+        # (agent.connect): an agent killed between commit and confirm leaves nothing pending
+        # on the OLT, because the device reverts the change when the session drops; the push's
+        # record is still pending, so the restarted agent re-runs it idempotently.
         self.confirm_timeout = confirm_timeout
         self.batch_window = batch_window
         self.schedule = schedule

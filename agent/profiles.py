@@ -28,6 +28,7 @@ checkout), else in ``./configs/profiles/``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -155,6 +156,10 @@ class Profile(_Model):
     templates: Templates
     _source: str = PrivateAttr(default="")
     _env: jinja2.Environment | None = PrivateAttr(default=None)
+    # Compiled once per profile: compiling is most of a render's cost (tens of templates and
+    # expressions per ONT), and a profile's texts never change.
+    _templates: dict[str, jinja2.Template] = PrivateAttr(default_factory=dict)
+    _expressions: dict[str, Callable[..., Any]] = PrivateAttr(default_factory=dict)
 
     @property
     def source(self) -> str:
@@ -167,6 +172,21 @@ class Profile(_Model):
         if self._env is None:
             self._env = environment(autoescape=self.protocol == "netconf")
         return self._env
+
+    def template(self, text: str) -> jinja2.Template:
+        """``text`` compiled in :attr:`env` (cached)."""
+        t = self._templates.get(text)
+        if t is None:
+            t = self._templates[text] = self.env.from_string(text)
+        return t
+
+    def expression(self, text: str) -> Callable[..., Any]:
+        """The expression ``text`` compiled in :attr:`env` (cached; undefined names fail)."""
+        e = self._expressions.get(text)
+        if e is None:
+            e = self._expressions[text] = self.env.compile_expression(
+                text, undefined_to_none=False)
+        return e
 
     @field_validator("variables")
     @classmethod

@@ -449,7 +449,8 @@ class OltQueue:
     ``batch_window`` seconds or ``batch_max`` jobs into one transaction (dry runs go alone).
     If a batch fails for a reason other than reaching the device (a refusal, a missing
     network service, an ONT that does not come up), its jobs are pushed one by one so one
-    bad job does not hold back the others. ``verify``: read back with :func:`verifier_for`.
+    bad job does not hold back the others. A NETCONF queue runs one transaction at a time
+    (the OLT has one candidate datastore). ``verify``: read back with :func:`verifier_for`.
 
     Use as ``async with OltQueue(...) as q: result = await q.submit(job)``.
     """
@@ -472,6 +473,12 @@ class OltQueue:
         self.confirm_timeout = confirm_timeout
         self.verify_timeout = verify_timeout
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        # A NETCONF OLT has one candidate datastore (and at most one pending confirmed
+        # commit): concurrent transactions of this queue's workers would only refuse each
+        # other (lock denied until the retries run out, or a commit refused while another
+        # worker's commit awaits its confirmation). One transaction at a time; the workers
+        # still collect batches and keep their own sessions.
+        self._transaction = asyncio.Lock()
         self._workers: list[asyncio.Task[None]] = []
         self._drivers: list[Driver[Any]] = []
 
@@ -569,11 +576,14 @@ class OltQueue:
                               confirm_timeout=self.confirm_timeout, verify=verify,
                               verify_timeout=self.verify_timeout)
 
-        if self.limiter is None:
-            result = await with_retries(once, self.retry)
-        else:
-            async with self.limiter:
+        serial: contextlib.AbstractAsyncContextManager[Any] = (
+            self._transaction if self.batching else contextlib.nullcontext())
+        async with serial:
+            if self.limiter is None:
                 result = await with_retries(once, self.retry)
+            else:
+                async with self.limiter:
+                    result = await with_retries(once, self.retry)
         return dataclasses.replace(result, batched=len(items))
 
     async def _run(self, driver: Driver[Any], items: list[_Item]) -> None:

@@ -73,7 +73,7 @@ def _with_variables(profile: Profile, ctx: dict[str, Any]) -> dict[str, Any]:
         out.update(_ROW_STATUS)
     for name, expr in profile.variables.items():
         try:
-            out[name] = profile.env.compile_expression(expr, undefined_to_none=False)(**out)
+            out[name] = profile.expression(expr)(**out)
         except jinja2.UndefinedError:
             # Over a field this rendering lacks (a service's ``uni`` when rendering an ONT):
             # left undefined, so a template that uses it still fails, naming it.
@@ -85,7 +85,7 @@ def _with_variables(profile: Profile, ctx: dict[str, Any]) -> dict[str, Any]:
 
 def _text(profile: Profile, where: str, template: str, ctx: dict[str, Any]) -> str:
     try:
-        return profile.env.from_string(template).render(ctx)
+        return profile.template(template).render(ctx)
     except jinja2.TemplateError as exc:
         raise RenderError(f"{_where(profile, where)}: {exc}") from None
 
@@ -97,7 +97,7 @@ def _varbinds(profile: Profile, where: str, templates: list[VarbindTemplate],
         at = f"{where}[{i}]"
         if t.when is not None:
             try:
-                keep = profile.env.compile_expression(t.when, undefined_to_none=False)(**ctx)
+                keep = profile.expression(t.when)(**ctx)
             except jinja2.TemplateError as exc:
                 raise RenderError(f"{_where(profile, at + '.when')}: {exc}") from None
             if not keep:

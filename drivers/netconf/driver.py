@@ -92,8 +92,13 @@ class NetconfDriver(Driver[str]):
     def __init__(self, target: SshTarget, *, max_message: int = framing.DEFAULT_MAX_MESSAGE,
                  base11: bool = True, poll_interval: float = 30.0,
                  notification_backlog: int = 1024,
-                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> None:
+                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+                 persist_confirmed: bool = True) -> None:
         self.target = target
+        # Confirmed commits carry a persist token (confirmable from a later session, and the
+        # device keeps waiting for it if this process dies), or none (the device reverts the
+        # change as soon as the session that made it ends: a crash undoes it at once).
+        self.persist_confirmed = persist_confirmed
         self.host = target.host
         self.timeout = target.timeout
         self.max_message = max_message
@@ -110,7 +115,7 @@ class NetconfDriver(Driver[str]):
         self._staged_replace = False
         self._before: list[etree._Element] | None = None  # running before the last commit
         self._persist: str | None = None  # token of our pending confirmed commit
-        self._confirm_deadline: float | None = None
+        self._confirm_deadline: float | None = None  # set while one is pending
         # Changes are a sequence of requests (lock, edit, commit, unlock); two at once on
         # one driver would interleave them. Reads need no such care.
         self._change_lock = asyncio.Lock()
@@ -130,6 +135,10 @@ class NetconfDriver(Driver[str]):
         # A new session starts with nothing staged or locked: the device dropped the old
         # session's locks and, with them, its candidate.
         self._forget_transaction()
+        if self._confirm_deadline is not None and self._persist is None:
+            # A confirmed commit without a persist token ended with its session: the device
+            # reverted it; there is nothing left to confirm or cancel.
+            self._confirm_deadline = None
 
     async def close(self) -> None:
         """``<close-session>`` (bounded), then close the connection. Idempotent."""
@@ -180,6 +189,7 @@ class NetconfDriver(Driver[str]):
         """Take over a pending confirmed commit made elsewhere (e.g. before a restart), so
         ``confirm`` and ``rollback`` act on it. ``before``: the configuration it replaced."""
         self._persist = rpc.token(persist_id)
+        self._confirm_deadline = time.time()  # unknown: the device knows
         if before is not None:
             self._before = rpc.parse_fragment(before)
 
@@ -360,6 +370,7 @@ class NetconfDriver(Driver[str]):
                                                   self._read("candidate"))
         changed = canon.canonical_lines(running) != canon.canonical_lines(candidate)
         pending = self._persist
+        was_pending = self._confirm_deadline is not None
         if confirm_timeout is None:
             # A plain commit also confirms our own pending confirmed commit, if any.
             await self.call(rpc.commit(persist_id=pending))
@@ -367,14 +378,14 @@ class NetconfDriver(Driver[str]):
             self._persist, self._confirm_deadline = None, None
         else:
             seconds = max(1, math.ceil(confirm_timeout))
-            persist = secrets.token_hex(16)
+            persist = secrets.token_hex(16) if self.persist_confirmed else None
             await self.call(rpc.commit(confirmed=True, confirm_timeout=seconds,
                                        persist=persist, persist_id=pending))
             self._persist = persist
             self._confirm_deadline = time.time() + seconds
             result = CommitResult(changed=changed, confirm_pending=True,
                                   confirm_deadline=self._confirm_deadline)
-        if pending is None:
+        if not was_pending:
             # Following up a confirmed commit keeps the configuration from before it.
             self._before = running
         await self._end_transaction(discard=False)
@@ -411,7 +422,7 @@ class NetconfDriver(Driver[str]):
         if not self._caps.confirmed_commit:
             raise self._unsupported("confirm a commit (no :confirmed-commit:1.1)")
         async with self._change_lock:
-            if self._persist is None:
+            if self._confirm_deadline is None:
                 raise DriverError("no confirmed commit is pending on this driver",
                                   host=self.host)
             try:
@@ -446,7 +457,7 @@ class NetconfDriver(Driver[str]):
         """
         async with self._change_lock:
             await self._discard()
-            if self._persist is not None:
+            if self._confirm_deadline is not None:
                 await self._cancel_commit(self._persist)
                 return
             before = self._before
@@ -456,7 +467,7 @@ class NetconfDriver(Driver[str]):
             await self._restore(before)
             self._before = None
 
-    async def _cancel_commit(self, persist: str) -> None:
+    async def _cancel_commit(self, persist: str | None) -> None:
         try:
             await self.call(rpc.cancel_commit(persist_id=persist))
         except NetconfRejectedError:

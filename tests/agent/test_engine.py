@@ -313,7 +313,8 @@ async def test_an_snmp_order_on_olt2_becomes_active(env: Env) -> None:
 
 
 async def test_the_scheduler_activates_an_order_when_its_start_date_arrives(env: Env) -> None:
-    oid = await order_for(env.store, HWTC, start=now() + timedelta(seconds=0.6))
+    # Far enough ahead that a loaded machine still sees it waiting when the engine starts.
+    oid = await order_for(env.store, HWTC, start=now() + timedelta(seconds=2.5))
     async with env.engine(schedule=True, max_sleep=30.0) as engine:
         assert (await engine.status(oid)).status is Status.AWAITING_ACTIVATION
         deadline = asyncio.get_running_loop().time() + 10

@@ -222,6 +222,35 @@ async def test_confirm_survives_a_reconnect(dev: NetconfDriver, olt: Olt) -> Non
     assert olt.view.onu_by_serial(ONU.serial) is not None
 
 
+async def test_a_confirmed_commit_without_persist_is_reverted_when_its_session_ends(
+        server: NetconfServer, host_key: asyncssh.SSHKey, olt: Olt) -> None:
+    """What the agent uses: a process that dies between commit and confirm leaves nothing
+    pending on the device (which reverts at once), so its restarted self can commit again."""
+    before = olt.running
+    async with NetconfDriver(target(server, host_key), persist_confirmed=False) as d:
+        await d.load_candidate(payload(b.onu_registration(ONU)))
+        result = await d.commit(confirm_timeout=60)
+        assert result.confirm_pending
+        assert olt.confirm is not None
+        assert olt.confirm.persist is None
+        assert d.persist_id is None
+        first = d.session_id
+        await d.reconnect()  # the old session ends, as it would if the process died
+        assert d.session_id != first
+    await eventually(lambda: olt.confirm is None, "the device to revert at session end")
+    assert olt.running.same(before)
+    async with NetconfDriver(target(server, host_key), persist_confirmed=False) as d:
+        await d.load_candidate(payload(b.onu_registration(ONU)))
+        await d.commit(confirm_timeout=60)
+        await d.confirm()  # a plain commit on the same session confirms it
+        assert olt.confirm is None
+        await d.load_candidate(service_payload())
+        await d.commit(confirm_timeout=60)
+        await d.rollback()  # cancel-commit without a persist-id
+        assert olt.confirm is None
+    assert olt.view.onu_by_serial(ONU.serial) is not None
+
+
 async def test_rollback_after_plain_commit_restores_exactly(dev: NetconfDriver,
                                                            olt: Olt) -> None:
     before_tree = olt.running
