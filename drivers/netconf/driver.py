@@ -116,6 +116,10 @@ class NetconfDriver(Driver[str]):
         self._before: list[etree._Element] | None = None  # running before the last commit
         self._persist: str | None = None  # token of our pending confirmed commit
         self._confirm_deadline: float | None = None  # set while one is pending
+        # What compare read inside the current transaction (running, and whether the
+        # candidate differs): with both datastores locked nothing else can change them, so
+        # the commit that follows need not read them again. Dropped by every load and end.
+        self._compared: tuple[list[etree._Element], bool] | None = None
         # Changes are a sequence of requests (lock, edit, commit, unlock); two at once on
         # one driver would interleave them. Reads need no such care.
         self._change_lock = asyncio.Lock()
@@ -154,6 +158,7 @@ class NetconfDriver(Driver[str]):
             await session.abort(error, self.timeout)
 
     def _forget_transaction(self) -> None:
+        self._compared = None
         self._locked = []
         self._in_transaction = False
         self._staged = []
@@ -272,6 +277,7 @@ class NetconfDriver(Driver[str]):
             return
         if not self._in_transaction:
             await self._begin()
+        self._compared = None
         try:
             if replace:
                 # Not every device deletes the top-level nodes a replace does not name.
@@ -317,6 +323,7 @@ class NetconfDriver(Driver[str]):
                 log.warning("%s: unlock %s failed: %s", self.host, datastore, exc.message)
 
     async def _end_transaction(self, *, discard: bool) -> None:
+        self._compared = None
         try:
             if discard and self.connected:
                 await self.call(rpc.discard_changes())
@@ -334,8 +341,11 @@ class NetconfDriver(Driver[str]):
         if self._caps.candidate:
             running, candidate = await asyncio.gather(self._read("running"),
                                                       self._read("candidate"))
-            return Diff(canon.unified_diff(canon.canonical_lines(running),
-                                           canon.canonical_lines(candidate)))
+            lines_now = canon.canonical_lines(running)
+            lines_then = canon.canonical_lines(candidate)
+            if self._in_transaction and self._locked:
+                self._compared = (running, lines_now != lines_then)
+            return Diff(canon.unified_diff(lines_now, lines_then))
         running = await self._read("running")
         if not self._staged:
             return Diff(())
@@ -366,9 +376,12 @@ class NetconfDriver(Driver[str]):
     async def _commit_candidate(self, confirm_timeout: float | None) -> CommitResult:
         if not self._in_transaction:
             return CommitResult(changed=False)
-        running, candidate = await asyncio.gather(self._read("running"),
-                                                  self._read("candidate"))
-        changed = canon.canonical_lines(running) != canon.canonical_lines(candidate)
+        if self._compared is not None:
+            running, changed = self._compared
+        else:
+            running, candidate = await asyncio.gather(self._read("running"),
+                                                      self._read("candidate"))
+            changed = canon.canonical_lines(running) != canon.canonical_lines(candidate)
         pending = self._persist
         was_pending = self._confirm_deadline is not None
         if confirm_timeout is None:
