@@ -32,7 +32,6 @@ from typing import Any, Literal, Self
 from pysnmp.carrier.asyncio.dgram import udp, udp6
 from pysnmp.carrier.asyncio.dispatch import AsyncioDispatcher
 from pysnmp.entity import config
-from pysnmp.entity.engine import SnmpEngine
 from pysnmp.entity.rfc3413 import cmdgen
 from pysnmp.error import PySnmpError
 from pysnmp.proto.error import StatusInformation
@@ -57,6 +56,7 @@ from drivers.snmp.edge import (
     rejected_from_status,
     to_pysnmp,
 )
+from drivers.snmp.engine import new_engine
 from drivers.snmp.mib import MibResolver, default_resolver
 from drivers.snmp.target import SnmpTarget
 from drivers.snmp.varbind import (
@@ -190,7 +190,7 @@ class SnmpClient:
         try:
             sock.setblocking(False)
             sock.bind(("::" if ipv6 else "0.0.0.0", 0))  # any local address
-            engine = SnmpEngine()
+            engine = new_engine()
             dispatcher = AsyncioDispatcher(loop=loop)
             # pysnmp checks timeouts on its timer: a coarse tick makes short timeouts late.
             dispatcher.set_timer_resolution(min(0.1, max(0.01, t.timeout / 5)))

@@ -34,7 +34,6 @@ from typing import Any, Self
 from pysnmp.carrier.asyncio.dgram import udp, udp6
 from pysnmp.carrier.asyncio.dispatch import AsyncioDispatcher
 from pysnmp.entity import config
-from pysnmp.entity.engine import SnmpEngine
 from pysnmp.entity.rfc3413 import ntfrcv
 from pysnmp.proto.api import v2c
 
@@ -42,6 +41,7 @@ from drivers.base import DeviceEvent
 from drivers.errors import ConnectError, DriverError
 from drivers.snmp.client import deliver
 from drivers.snmp.edge import AUTH_PROTOCOLS, NO_PRIV, PRIV_PROTOCOLS, from_pysnmp
+from drivers.snmp.engine import new_engine
 from drivers.snmp.mib import MibResolver, default_resolver
 from drivers.snmp.target import AuthProtocol, PrivProtocol, SnmpTarget
 from drivers.snmp.varbind import Varbind
@@ -143,7 +143,7 @@ class TrapReceiver:
         try:
             sock.setblocking(False)
             sock.bind((self.host, self.port))
-            engine = SnmpEngine()
+            engine = new_engine()
             if self.engine_id is not None:
                 # Set in the MIB rather than through SnmpEngine(snmpEngineID=...), which would
                 # also persist a boot counter under the system temp directory.
