@@ -146,6 +146,14 @@ class HuaweiCli:
         })
         every = ALL_VIEWS
         g.add("enable", [USER], self._enable)
+        g.add("disable", [PRIVILEGED], self._disable)
+        # Session settings an MA5800 takes (netmiko's huawei_olt sends them on connect): no
+        # interactive "{ <cr>|... }" parameter prompts, no alarm output in the CLI. This CLI
+        # has neither, so they change nothing.
+        g.add("undo smart", every, lambda a: "")
+        g.add("smart", every, lambda a: "")
+        g.add("infoswitch cli OFF", every, lambda a: "")
+        g.add("infoswitch cli ON", every, lambda a: "")
         g.add("config", [PRIVILEGED], self._config)
         g.add("quit", every, self._quit)
         g.add("return", [CONFIG, GPON], self._return)
@@ -206,6 +214,10 @@ class HuaweiCli:
     # ---- views ---------------------------------------------------------------------------
     def _enable(self, a: Args) -> str:
         self.view = PRIVILEGED
+        return ""
+
+    def _disable(self, a: Args) -> str:
+        self.view = USER
         return ""
 
     def _config(self, a: Args) -> str:
