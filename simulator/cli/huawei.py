@@ -152,8 +152,8 @@ class HuaweiCli:
         # has neither, so they change nothing.
         g.add("undo smart", every, lambda a: "")
         g.add("smart", every, lambda a: "")
-        g.add("infoswitch cli OFF", every, lambda a: "")
-        g.add("infoswitch cli ON", every, lambda a: "")
+        g.add("infoswitch cli OFF", [PRIVILEGED, CONFIG], lambda a: "")  # as on the box:
+        g.add("infoswitch cli ON", [PRIVILEGED, CONFIG], lambda a: "")   # privileged only
         g.add("config", [PRIVILEGED], self._config)
         g.add("quit", every, self._quit)
         g.add("return", [CONFIG, GPON], self._return)

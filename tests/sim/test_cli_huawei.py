@@ -384,4 +384,5 @@ def test_vlan_and_version_displays() -> None:
 
 def test_question_mark_lists_the_view_commands() -> None:
     cli = _cli()
-    assert run(cli, "?").split() == ["display", "enable", "quit", "screen-length", "scroll"]
+    assert run(cli, "?").split() == ["display", "enable", "quit", "screen-length", "scroll",
+                                     "smart", "undo"]
