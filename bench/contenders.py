@@ -21,8 +21,8 @@ contender got wrong is reported as failed, never counted.
   OLT); each host's task opens one session and, per ONT, locks the candidate, edit-configs,
   commits and unlocks with netconf-client's Manager or ncclient's manager (with its send-queue
   TICK as shipped, 0.1 s, on the first ONTs of each OLT only, and lowered to 1 ms on all), or
-  sends the CLI lines with netmiko's send_config_set (huawei_olt, minus two set-up commands the
-  simulator lacks: see _netmiko_class). "32 ONTs per commit/call" rows batch like ponctl.
+  sends the CLI lines with netmiko's send_config_set (its stock huawei_olt driver, after
+  enable). "32 ONTs per commit/call" rows batch like ponctl.
   Their payloads are rendered before the clock starts: a script's templating is its own.
 * PHAN URL writes: gateways behind in-service ONTs, one gateway class per protocol; every
   gateway written at once through agent.gateways.GatewayWriter._write (connect, load,
@@ -445,36 +445,17 @@ def nornir_netconf(name: str, client: str, batch: int = 1, workers: int = 20,
 NETMIKO_ERRORS = r"Failure:|% ?(?:Unknown command|Incomplete command|Parameter error)"
 
 
-def _netmiko_class() -> Any:
-    """netmiko's ``huawei_olt`` class (HuaweiSmartAXSSH), minus two session-preparation
-    commands the simulator's CLI does not have: ``undo smart`` and ``infoswitch cli OFF``
-    (the latter followed by ``disable``, which the simulator lacks too, so stock huawei_olt
-    fails with "Failed to exit enable mode"). Prompts, enable, config mode (``config`` /
-    ``return``) and paging (``scroll``) are netmiko's own."""
-    from netmiko.huawei.huawei_smartax import HuaweiSmartAXSSH
-
-    class SimulatedSmartAX(HuaweiSmartAXSSH):  # type: ignore[misc,unused-ignore]
-        def _disable_smart_interaction(self, command: str = "undo smart",
-                                       delay_factor: float = 1.0) -> None:
-            pass
-
-        def _disable_infoswitch_cli(self, command: str = "infoswitch cli OFF") -> None:
-            pass
-
-    return SimulatedSmartAX
-
-
 def nornir_netmiko(name: str, batch: int = 1, workers: int = 20) -> Contender:
     """A Nornir script, threaded runner over the OLTs; each host's task opens one netmiko
-    session (huawei_olt, see _netmiko_class) and sends ponctl's CLI lines with
+    session (netmiko's stock huawei_olt driver) and sends ponctl's CLI lines with
     send_config_set, one call per ONT (or per ``batch`` ONTs), failing on the CLI's error
     lines."""
-    handler = _netmiko_class()
+    from netmiko import ConnectHandler
 
     def task(t: Any) -> str:
         h = t.host
         chunks = [cast(list[str], lines) for lines in h.data["jobs"]]
-        with handler(device_type="huawei_olt", host=h.hostname, port=h.port,
+        with ConnectHandler(device_type="huawei_olt", host=h.hostname, port=h.port,
                      username=h.username, password=h.password, ssh_strict=False,
                      system_host_keys=False, use_keys=False, allow_agent=False) as conn:
             conn.enable()
