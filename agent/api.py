@@ -486,6 +486,16 @@ class HttpApi:
     async def create_order(self, request: web.Request) -> web.Response:
         body = await self._body(request, OrderCreate)
         store, engine = self._parts()
+        # An ISP or service type the catalog has never heard of is a typo or an OSS out of
+        # step: refused, nothing stored. A known ISP that lacks a VLAN for a known service type
+        # is a catalog gap: the order is stored and waits as "configuration missing".
+        if body.isp not in engine.catalog.isps:
+            raise ApiError(422, "unknown ISP: the catalog has "
+                                f"{', '.join(engine.catalog.isps) or 'none'}", "isp")
+        if body.service_type not in engine.catalog.service_types:
+            raise ApiError(422, "unknown service type: the catalog has "
+                                f"{', '.join(engine.catalog.service_types) or 'none'}",
+                           "service_type")
         created = await store.create_order(body.object_id, body.isp, body.service_type,
                                            body.start_at, external_ref=body.external_ref)
         oid = created.order.id

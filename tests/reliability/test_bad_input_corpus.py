@@ -160,17 +160,23 @@ async def test_api_and_cli_refuse_bad_input(tmp_path: Path) -> None:
             assert "Traceback" not in r.output, r.output
             COUNTS["cli"] += 1
         assert await _counts(c) == before
-        # Unknown ISP / service type, well-formed: the order is accepted by design (catalog
-        # gaps are the order's prerequisites, DESIGN.md) and waits as configuration missing,
-        # naming the gap; nothing reaches a device.
-        for isp, stype in (("nonet", "internet"), ("fibrenet", "fax")):
+        # Unknown ISP / service type, well-formed: refused (422, the field named, the
+        # catalog's names listed), nothing stored. A known ISP lacking a VLAN for a known
+        # service type is a catalog gap instead: stored, waiting as configuration missing.
+        for isp, stype, field in (("nonet", "internet", "isp"), ("fibrenet", "fax",
+                                                                  "service_type")):
             status, got = await c.call("POST", "/orders", ADMIN,
                                        {**ORDER, "isp": isp, "service_type": stype})
-            assert status == 201, got
-            assert (got["status"], got["error_class"]) == ("awaiting-prerequisites",
-                                                           "configuration-missing"), got
-            assert any((isp if isp == "nonet" else stype) in p for p in got["prerequisites"])
+            assert (status, got["field"]) == (422, field), got
+            assert "the catalog has" in got["error"]
             COUNTS["api"] += 1
+        assert await _counts(c) == before
+        status, got = await c.call("POST", "/orders", ADMIN,
+                                   {**ORDER, "isp": "speedy", "service_type": "iptv"})
+        assert status == 201, got
+        assert (got["status"], got["error_class"]) == ("awaiting-prerequisites",
+                                                       "configuration-missing"), got
+        assert any("speedy" in p and "iptv" in p for p in got["prerequisites"]), got
         assert all(lab.olts[n].running is run for n, run in olts.items())
         async with c.session.get(c.base.removesuffix("/api/v1") + "/healthz") as resp:
             assert resp.status == 200
