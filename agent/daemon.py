@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json as jsonlib
 import logging
 import socket
@@ -68,6 +69,10 @@ log = logging.getLogger(__name__)
 WATCHED_PROTOCOLS = frozenset({"netconf", "ssh"})  # and "snmp" with a trap listener
 TASK_STOP_TIMEOUT = 10.0  # seconds for the background tasks to end on stop
 MIN_SECRET_LENGTH = 3  # shorter values would redact ordinary words
+# ONT observations of one OLT handled at once (see Daemon._bridge): a handler waits for its
+# ONT's push, so this is about how many ONTs of an OLT may be activating at once before the
+# watch stops reading notifications (and the driver's backlog of 1024 starts dropping them).
+HANDLERS_PER_OLT = 4096
 
 
 # ---- logging ------------------------------------------------------------------------------------
@@ -281,6 +286,7 @@ class Daemon:
         self.shutdown_errors: list[BaseException] = []
         self._closers: list[_Closer] = []
         self._tasks = _Tasks()
+        self._handlers: set[asyncio.Task[None]] = set()  # ONT observations being handled
         redactor.add(secret_values(settings, environ))
 
     # ---- lifecycle --------------------------------------------------------------------------
@@ -314,6 +320,7 @@ class Daemon:
         await engine.tick()
         if s.traps is not None:
             await self._start_traps()
+        self._closers.append(_Closer("ONT observation handlers", self._stop_handlers))
         self._closers.append(_Closer("background tasks", self._tasks.cancel))
         for device in s.devices:
             if device.kind == "olt":
@@ -446,22 +453,64 @@ class Daemon:
 
     def _bridge(self, state: DeviceState,
                 engine: Engine) -> Callable[[OntSeen], Awaitable[None]]:
+        """The watch's callback. Each observation is handled in a task of its own, after the
+        previous observation of the same ONT (per-ONT order is kept: an ONT that goes away
+        right after coming up ends up absent), while other ONTs' observations go ahead: a
+        watch that waited for every ONT's push before reading the next notification would
+        serialise an OLT's activations and leave its push queue nothing to batch. At most
+        :data:`HANDLERS_PER_OLT` handlers of one OLT run at once; beyond that the watch waits
+        (back-pressure on the notification stream)."""
         recorder = record(engine.store)
+        slots = asyncio.Semaphore(HANDLERS_PER_OLT)
+        last: dict[str, asyncio.Task[None]] = {}  # serial -> its latest handler
+
+        async def handle(seen: OntSeen, before: asyncio.Task[None] | None) -> None:
+            try:
+                if before is not None:
+                    await asyncio.wait({before})
+                await recorder(seen)  # model, firmware, onu-id; stale reports ignored
+                mapped = STORE_STATE.get(seen.state)
+                if mapped is None or mapped[0] is not OntState.UP:
+                    return
+                ont = await engine.store.get_ont(seen.serial)
+                if ont is not None and (ont.olt, ont.pon_port) == (seen.olt, seen.pon_port):
+                    # With its condition (unclaimed or not): the engine records it again, and
+                    # the gateway writer holds the gateways behind an unclaimed ONT.
+                    await engine.on_ont_seen(seen.serial, seen.olt, seen.pon_port, OntState.UP,
+                                             condition=mapped[1])
+            except Exception:
+                log.exception("%s: handling ONT %s %s failed", seen.olt, seen.serial,
+                              seen.state, extra={"device": seen.olt, "serial": seen.serial})
+            finally:
+                slots.release()
+
+        def done(task: asyncio.Task[None], serial: str) -> None:
+            self._handlers.discard(task)
+            if last.get(serial) is task:
+                del last[serial]
 
         async def on_seen(seen: OntSeen) -> None:
             state.last_seen = datetime.now(UTC)
             state.events += 1
             log.info("%s: ONT %s %s on %s", seen.olt, seen.serial, seen.state, seen.pon_port,
                      extra={"device": seen.olt, "serial": seen.serial, "ont_state": seen.state})
-            await recorder(seen)  # model, firmware, onu-id; stale reports ignored
-            mapped = STORE_STATE.get(seen.state)
-            if mapped is None or mapped[0] is not OntState.UP:
-                return
-            ont = await engine.store.get_ont(seen.serial)
-            if ont is not None and (ont.olt, ont.pon_port) == (seen.olt, seen.pon_port):
-                await engine.on_ont_seen(seen.serial, seen.olt, seen.pon_port, OntState.UP)
+            await slots.acquire()
+            task = asyncio.create_task(handle(seen, last.get(seen.serial)),
+                                       name=f"ont-{seen.serial}")
+            last[seen.serial] = task
+            self._handlers.add(task)
+            task.add_done_callback(functools.partial(done, serial=seen.serial))
 
         return on_seen
+
+    async def _stop_handlers(self) -> None:
+        """Cancel the ONT observation handlers still running (after the watches stopped)."""
+        tasks = list(self._handlers)
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=TASK_STOP_TIMEOUT)
+        self._handlers.clear()
 
     # ---- audit ------------------------------------------------------------------------------
     async def _audit_loop(self, olt: str, interval: float) -> None:

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from lxml import etree
@@ -81,6 +83,10 @@ class OntSeen:
     vendor: str | None = None
     onu_id: int | None = None
     source: str = ""  # "netconf", "snmp", "cli"
+    # When the OLT was asked (a sweep or poll: before the request went out) or the report
+    # arrived (a notification, a trap); None: unknown. A report older than the ONT's last
+    # recorded change is stale and changes nothing (see :func:`record`).
+    at: datetime | None = None
 
 
 # ---- field helpers ------------------------------------------------------------------------
@@ -315,10 +321,11 @@ async def _poll_autofind(olt: str, driver: CliDriver, command: str, interval: fl
     """Poll the autofind list; report the difference to ``known`` (updated in place, so
     arrivals and departures during an outage are reported after reconnecting)."""
     while True:
+        asked = datetime.now(UTC)
         output = await driver.send_command(command)
         now = parse_autofind(olt, output)
         for seen in autofind_changes(known, now):
-            yield seen
+            yield dataclasses.replace(seen, at=asked)
         known.clear()
         known.update(now)
         await asyncio.sleep(interval)
@@ -437,7 +444,7 @@ async def _notifications(olt: str, driver: Driver[Any]) -> AsyncIterator[OntSeen
     async for event in driver.events():
         seen = parse_event(olt, event)
         if seen is not None:
-            yield seen
+            yield dataclasses.replace(seen, at=datetime.now(UTC))
 
 
 async def watch(olt_name: str, driver: Driver[Any], on_seen: OnSeen, *,
@@ -458,9 +465,10 @@ async def watch(olt_name: str, driver: Driver[Any], on_seen: OnSeen, *,
             if not driver.connected:
                 await driver.connect()
             failures = 0
+            asked = datetime.now(UTC)
             for seen in await _sweep(olt_name, driver):
                 try:
-                    await on_seen(seen)
+                    await on_seen(dataclasses.replace(seen, at=asked))
                 except Exception:
                     log.exception("%s: on_seen failed for %s", olt_name, seen)
             if isinstance(driver, CliDriver):
@@ -493,7 +501,8 @@ async def watch(olt_name: str, driver: Driver[Any], on_seen: OnSeen, *,
 def record(store: Store) -> OnSeen:
     """An ``on_seen`` that writes each observation into ``store``.
 
-    Present states upsert (created, or moved when seen on another port). An ONT reported
+    A report made before the ONT's last recorded change is stale and ignored. Present states
+    upsert (created, or moved when seen on another port). An ONT reported
     absent (LOS, dying gasp, not present) on a port other than where it is now present is a
     stale report and changes nothing. A CLI departure marks the ONT absent only if it was still
     recorded there as not operational.
@@ -502,6 +511,12 @@ def record(store: Store) -> OnSeen:
     async def on_seen(seen: OntSeen) -> None:
         try:
             old = await store.get_ont(seen.serial)
+            if old is not None and seen.at is not None and seen.at < old.state_since:
+                # Asked before the ONT's last recorded change (a poll or sweep that raced a
+                # push verified meanwhile, say): what it says is already out of date.
+                log.debug("%s: stale report of ONT %s (%s, %s) ignored", seen.olt, seen.serial,
+                          seen.state, seen.at.isoformat())
+                return
             if seen.state == DEPARTED:
                 # Only an ONT last known as waiting in autofind: one that left it because it
                 # was configured is up (its notifications or next poll say so).

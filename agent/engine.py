@@ -564,7 +564,12 @@ class Engine:
         if facts.removal_requested:
             await self._remove(plan)
         else:
-            await self._apply(plan)
+            result = await self._apply(plan)
+            if result.ok:
+                # Read back: the ONT reports the service applied, so it is up and configured
+                # now (no longer "unclaimed"), whatever a discovery report still in flight
+                # says (e.g. that it left the CLI's autofind list).
+                await self.store.set_ont_state(plan.ont.serial, OntState.UP, "")
         after = await self._note(order_id)
         if after.status is Status.ACTIVE:
             self.gateways.kick_ont(plan.ont.serial)  # its gateway is reachable now

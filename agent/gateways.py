@@ -11,7 +11,11 @@
 * a gateway that cannot be reached (its ONT is not up yet, it was unplugged) stays ``pending``
   with a connection error: the engine kicks the gateways behind an ONT when one of the ONT's
   orders turns active or the ONT comes up, and a sweep retries the rest every
-  ``retry_interval`` seconds;
+  ``retry_interval`` seconds. A gateway registered behind an ONT that the store shows cannot
+  be carrying its traffic (not seen yet, absent, or unclaimed: not configured on its OLT) is
+  held ``pending`` without being contacted (:meth:`LineStore.hold_for_ont`): an
+  unreachable gateway costs a full timeout, and thousands of them waiting for their ONTs
+  would hold the push limiter the OLT pushes share;
 * a refusal or a read-back that differs is ``failed`` with the device's words; it is not
   retried by itself (a resend, :meth:`GatewayWriter.resend`, does);
 * on start, what a crash left ``writing`` is written again (idempotent: a rewrite of an equal
@@ -27,6 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from agent.connect import driver_factory
+from agent.discovery import STORE_STATE, UNCLAIMED
 from agent.errors import ErrorClass as DriverErrorClass
 from agent.errors import classify
 from agent.intent import GatewayIntent, IntentError
@@ -41,6 +46,7 @@ from drivers.errors import AuthenticationError, DriverError, HostKeyError
 
 log = logging.getLogger(__name__)
 
+_UNCLAIMED_CONDITION = STORE_STATE[UNCLAIMED][1]  # how the store records an unclaimed ONT
 RETRIES_SOON = 5  # connection failures retried after 1, 2, 4, 8, 16 s before the sweep's turn
 
 
@@ -71,6 +77,8 @@ class GatewayWriter:
         self._helpers: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._later: dict[str, asyncio.TimerHandle] = {}
+        self._profiles: dict[str, Profile] = {}  # profile name -> loaded profile
+        self._held: set[str] = set()  # last sync held it for its ONT (no device contact)
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -179,7 +187,7 @@ class GatewayWriter:
                     st = None
                 if st is not None and st.phase is GatewayPhase.PENDING \
                         and st.error_class is ErrorClass.CONNECTION_ERROR \
-                        and st.attempts <= RETRIES_SOON:
+                        and st.attempts <= RETRIES_SOON and name not in self._held:
                     # Its ONT may have just come up and the gateway still be booting: retry
                     # soon, backing off; after that, the ONT's next event or the sweep.
                     delay = min(2.0 ** (st.attempts - 1), max(self.retry_interval, 1.0))
@@ -207,6 +215,11 @@ class GatewayWriter:
     # ---- one write -------------------------------------------------------------------------
     async def sync(self, name: str) -> GatewayState | None:
         """Bring ``name`` to what it should hold now; its state after (None: nothing to do)."""
+        held = await self.lines.hold_for_ont(name, _UNCLAIMED_CONDITION)
+        if held is not None:
+            self._held.add(name)
+            return held
+        self._held.discard(name)
         st = await self.lines.begin_write(name)
         if st is None:
             return await self.lines.gateway_state(name)
@@ -230,7 +243,9 @@ class GatewayWriter:
         except KeyError:
             raise SettingsError(f"gateway {gw.name}'s class {gw.gateway_class!r} is not in the "
                                 f"settings' gateway_classes") from None
-        profile = self.profiles(gclass.profile)
+        profile = self._profiles.get(gclass.profile)
+        if profile is None:  # read once: loading parses the YAML and builds its templates
+            profile = self._profiles[gclass.profile] = self.profiles(gclass.profile)
         if profile.kind != "gateway":
             raise SettingsError(f"gateway class {gclass.name}: profile {profile.name!r} is not "
                                 f"a gateway profile")

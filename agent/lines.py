@@ -583,6 +583,48 @@ class LineStore:
 
         return await self.store.write(run)
 
+    async def hold_for_ont(self, gateway: str, unclaimed: str) -> GatewayState | None:
+        """Keep ``gateway`` pending, without touching the device, while the ONT it sits behind
+        cannot be carrying its traffic: not seen on any OLT yet, ``absent`` (unplugged, fibre
+        cut, powered off), or up but unclaimed (condition ``unclaimed``: no configuration on
+        its OLT yet). Each of these ends with discovery reporting the ONT up, and the engine
+        then kicks the gateway. Returns the state held (``pending``, connection error, the
+        reason), or None when the write should go ahead (no ONT recorded for the gateway; an
+        imported, ranging or serving ONT; nothing to write). Writes only when the state
+        changes."""
+
+        def run(c: sqlite3.Connection) -> GatewayState | None:
+            st = self._one_state(c, gateway)
+            if st is None or st.phase is GatewayPhase.WRITTEN:
+                return None
+            r = c.execute("SELECT g.ont_serial, o.state, o.condition FROM gateways g"
+                          " LEFT JOIN onts o ON o.serial = g.ont_serial WHERE g.name = ?"
+                          " AND g.ont_serial IS NOT NULL", (gateway,)).fetchone()
+            if r is None:
+                return None  # not registered, or registered behind no ONT
+            serial = r["ont_serial"]
+            if r["state"] is None:
+                why = f"its ONT {serial} has not been seen on any OLT yet"
+            elif r["state"] == "absent":
+                why = f"its ONT {serial} is {r['state']}" + (
+                    f" ({r['condition']})" if r["condition"] else "")
+            elif r["state"] == "up" and r["condition"] == unclaimed:
+                why = f"its ONT {serial} is not configured on its OLT yet"
+            else:
+                return None
+            message = (f"gateway {gateway} cannot be reached: {why}; written when the ONT "
+                       f"comes up with its service")
+            if (st.phase, st.error_class, st.message) != (
+                    GatewayPhase.PENDING, ErrorClass.CONNECTION_ERROR, message):
+                c.execute("UPDATE gateway_state SET phase = 'pending', error_class = ?,"
+                          " message = ?, updated_at = ? WHERE gateway = ?",
+                          (ErrorClass.CONNECTION_ERROR.value, message[:MAX_MESSAGE],
+                           self.store.now(), gateway))
+                st = self._one_state(c, gateway)
+            return st
+
+        return await self.store.write(run)
+
     async def gateways_behind(self, serial: str) -> tuple[str, ...]:
         """Gateways behind ONT ``serial`` that have something to be written (their count of
         attempts starts again: the ONT coming up is news)."""

@@ -3,9 +3,10 @@
 SQLite (standard library) behind an async API. Every call runs on *one* dedicated worker thread
 owned by the :class:`Store` (a single-thread executor), so the event loop never blocks and the
 connection is only ever used from the thread that created it. The database is opened in WAL mode
-with ``synchronous=FULL`` and foreign keys on; every write is one ``BEGIN IMMEDIATE`` transaction,
-so a write is either entirely on disk or not at all, whatever happens to the process (``kill -9``
-included). Several processes may share one file: writers queue on SQLite's lock (busy timeout).
+with ``synchronous=FULL`` and foreign keys on; every write is one ``BEGIN IMMEDIATE`` transaction
+(or one savepoint of one, when writes queue up: group commit, :meth:`Store._write`), so a write is
+either entirely on disk or not at all, whatever happens to the process (``kill -9`` included).
+Several processes may share one file: writers queue on SQLite's lock (busy timeout).
 
 The schema is a list of versioned migrations (:data:`MIGRATIONS`) applied on open; the applied
 version is ``PRAGMA user_version``, so re-opening a current database changes nothing.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +35,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 from agent.catalog import Catalog
 from agent.intent import NAME, PON_PORT, SERIAL
@@ -563,6 +565,15 @@ def _statements(script: str) -> list[str]:
     return out
 
 
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():  # the caller was cancelled; the write happened (or failed) anyway
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
 def _first_free(used: set[int], pool: range) -> int | None:
     return next((i for i in pool if i not in used), None)
 
@@ -578,6 +589,11 @@ class Store:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        # Writes waiting for the worker (group commit, see _write).
+        self._group: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any],
+                                asyncio.AbstractEventLoop]] = []
+        self._group_lock = threading.Lock()
+        self._group_scheduled = False
 
     # lifecycle
 
@@ -670,20 +686,62 @@ class Store:
         return self._conn
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in one write transaction on the worker thread."""
+        """Run ``fn`` in one write transaction on the worker thread.
 
-        def run() -> T:
+        Group commit: writes that queue up while the worker is busy are run together, each in
+        its own savepoint (a failing one is rolled back alone and raises to its caller), and
+        committed with one ``COMMIT`` -- one fsync for the group instead of one each. Every
+        caller still resumes only after its write is durable; an idle store commits each write
+        on its own, as before.
+        """
+        if self._executor is None:
+            raise StoreError(f"store {self.path} is not open")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._group_lock:
+            self._group.append((fn, future, loop))
+            start = not self._group_scheduled
+            self._group_scheduled = True
+        if start:
+            try:
+                self._executor.submit(self._commit_group)
+            except BaseException:
+                with self._group_lock:
+                    self._group_scheduled = False
+                raise
+        return await future
+
+    def _commit_group(self) -> None:
+        """Worker thread: run every queued write in one transaction (see :meth:`_write`)."""
+        with self._group_lock:
+            group, self._group = self._group, []
+            self._group_scheduled = False
+        if not group:
+            return
+        outcomes: list[tuple[bool, Any]] = []
+        try:
             conn = self._c()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                result = fn(conn)
+                for fn, _, _ in group:
+                    conn.execute("SAVEPOINT write")
+                    try:
+                        result = fn(conn)
+                    except Exception as exc:  # noqa: BLE001 - handed to that write's caller
+                        conn.execute("ROLLBACK TO write")
+                        conn.execute("RELEASE write")
+                        outcomes.append((False, exc))
+                    else:
+                        conn.execute("RELEASE write")
+                        outcomes.append((True, result))
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-            return result
-
-        return await self._call(run)
+        except BaseException as exc:  # noqa: BLE001 - the transaction failed: every write did
+            outcomes = [(False, exc)] * len(group)
+        for (_, future, loop), (ok, value) in zip(group, outcomes, strict=True):
+            loop.call_soon_threadsafe(_settle, future, ok, value)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in one read transaction (a consistent snapshot) on the worker thread."""

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import math
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -255,7 +256,14 @@ class Olt(Device):
         self.onts: dict[str, Ont] = {}
         self.service_port_ids: dict[str, int] = {}  # forwarder -> CLI service-port index
         self.confirm: _PendingConfirm | None = None
-        self.gateway_watchers: list[Callable[[Ont], None]] = []
+        self.gateway_watchers: list[Callable[[Ont], None]] = []  # told of every ONT
+        # Told of one ONT (by serial): a gateway watches only its own ONT, so an ONT's change
+        # costs the same on an OLT with one gateway as on one with a thousand.
+        self.ont_watchers: dict[str, list[Callable[[Ont], None]]] = {}
+        # Trees that passed check(): trees are immutable and the checks depend only on the
+        # tree and the hardware, so a tree checked once (the candidate, by its edit-config)
+        # need not be checked again by <validate> or <commit>.
+        self._valid: weakref.WeakSet[DNode] = weakref.WeakSet()
 
     # ---- ONTs --------------------------------------------------------------------------
     def add_ont(self, serial: str, port: str, model: str = "SL-ONT4G",
@@ -344,6 +352,8 @@ class Olt(Device):
     def ont_state_changed(self, ont: Ont) -> None:
         for watch in list(self.gateway_watchers):
             watch(ont)
+        for watch in list(self.ont_watchers.get(ont.serial, ())):
+            watch(ont)
 
     def autofind(self) -> list[Ont]:
         return [o for o in self.onts.values() if o.state == OntState.UNCLAIMED]
@@ -429,14 +439,18 @@ class Olt(Device):
         return result.errors
 
     def check(self, root: DNode, base: DNode | None = None) -> None:
-        """Everything a commit checks: YANG constraints and the network's VLANs."""
+        """Everything a commit checks: YANG constraints and the network's VLANs (``base``: a
+        valid tree ``root`` derives from, so only what differs is walked)."""
+        if root in self._valid:
+            return
         vd.validate(root, base)
         dv.check_unique(root)
         dv.check_network_services(root, self.hw)
+        self._valid.add(root)
 
     def validate(self, source: str) -> None:
         root = self.datastore(source)
-        self.check(root, None)
+        self.check(root, self.running if self.running in self._valid else None)
 
     def _refuse_if_faulted(self) -> None:
         if self.faults.refuse_commit:
@@ -578,7 +592,7 @@ class Gateway(Device):
         self.config = DNode(GATEWAY_SCHEMA)
         self.reachability_watchers: list[Callable[[Gateway, bool], None]] = []
         self._reachable = False
-        olt.gateway_watchers.append(self._ont_changed)
+        olt.ont_watchers.setdefault(self.ont_serial, []).append(self._ont_changed)
 
     @property
     def reachable(self) -> bool:

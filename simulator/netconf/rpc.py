@@ -5,6 +5,7 @@ The session (``server.py``) does the I/O; everything here takes and returns byte
 
 from __future__ import annotations
 
+import html
 import re
 import secrets
 import weakref
@@ -127,16 +128,34 @@ def reply_errors(rpc: etree._Element | None, errors: Iterable[RpcError]) -> byte
     return serialise(reply)
 
 
-# Serialised top-level subtrees, per (immutable) tree version: reading an unchanged datastore
-# again (read-backs, audits) reuses the bytes instead of rebuilding thousands of elements.
+# Serialised subtrees, per (immutable) node: reading an unchanged datastore again (read-backs,
+# audits) reuses the bytes instead of rebuilding thousands of elements, and a container is the
+# concatenation of its children's bytes, so after a commit only the entries it changed are
+# serialised again (an OLT's ``interfaces`` holds several entries per ONT: rebuilding all of
+# them on every read made each transaction's read-back cost grow with the OLT's size). The
+# bytes are the same as serialising the whole subtree at once.
 _SERIALISED: weakref.WeakKeyDictionary[DNode, bytes] = weakref.WeakKeyDictionary()
 _HOLE = f"ponctl-data-{secrets.token_hex(8)}"
 
 
-def _subtree_bytes(node: DNode) -> bytes:
+def _subtree_bytes(node: DNode, parent_ns: str | None = None) -> bytes:
+    # A node always sits under the same parent (its schema's), so its bytes are cached alone.
     cached = _SERIALISED.get(node)
     if cached is None:
-        cached = _SERIALISED[node] = etree.tostring(to_xml(node), encoding="UTF-8")
+        s = node.schema
+        if s.kind == "container" and node.children:
+            xmlns = f' xmlns="{html.escape(s.ns, quote=True)}"' if s.ns != parent_ns else ""
+            cached = (f"<{s.name}{xmlns}>".encode()
+                      + b"".join(_subtree_bytes(c, s.ns) for c in node.children.values())
+                      + f"</{s.name}>".encode())
+        else:
+            cached = etree.tostring(to_xml(node), encoding="UTF-8")
+            # Serialised alone it declares its namespace; under a parent of the same
+            # namespace it would not (to_xml's rule): drop that declaration.
+            own = f'<{s.name} xmlns="{html.escape(s.ns, quote=True)}"'.encode()
+            if s.ns == parent_ns and cached.startswith(own):
+                cached = f"<{s.name}".encode() + cached[len(own):]
+        _SERIALISED[node] = cached
     return cached
 
 
