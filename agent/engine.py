@@ -171,7 +171,7 @@ class Engine:
                  profiles: Callable[[str], Profile] = load_profile,
                  environ: Mapping[str, str] | None = None,
                  retry: RetryPolicy | None = None, verify_timeout: float = 10.0,
-                 confirm_timeout: float | None = 120, batch_window: float = 0.05,
+                 confirm_timeout: float | None = 120, batch_window: float = 0.0,
                  schedule: bool = True, max_sleep: float = 60.0,
                  gateway_retry: float = 60.0) -> None:
         self.store = store

@@ -445,8 +445,11 @@ class OltQueue:
     (``make_driver``), an optional ``limiter`` shared by every OLT's queue (the global
     bound), retries per ``retry``.
 
-    Where the profile's protocol is NETCONF, a worker collects jobs for up to
-    ``batch_window`` seconds or ``batch_max`` jobs into one transaction (dry runs go alone).
+    Where the profile's protocol is NETCONF, jobs go in batches of up to ``batch_max`` per
+    transaction (dry runs go alone): a worker forms its batch when its turn at the OLT comes,
+    from every job that queued up while the previous transaction ran, so a job on an idle OLT
+    goes at once and a busy OLT batches by itself; ``batch_window`` (seconds, default 0)
+    additionally waits for more jobs before a transaction.
     If a batch fails for a reason other than reaching the device (a refusal, a missing
     network service, an ONT that does not come up), its jobs are pushed one by one so one
     bad job does not hold back the others. A NETCONF queue runs one transaction at a time
@@ -456,7 +459,7 @@ class OltQueue:
     """
 
     def __init__(self, make_driver: Callable[[], Driver[Any]], profile: Profile, *,
-                 concurrency: int = 1, batch_window: float = 0.05, batch_max: int = 32,
+                 concurrency: int = 1, batch_window: float = 0.0, batch_max: int = 128,
                  retry: RetryPolicy | None = None, limiter: asyncio.Semaphore | None = None,
                  verify: bool = True, confirm_timeout: float | None = 120,
                  verify_timeout: float = 10.0) -> None:
@@ -479,6 +482,7 @@ class OltQueue:
         # worker's commit awaits its confirmation). One transaction at a time; the workers
         # still collect batches and keep their own sessions.
         self._transaction = asyncio.Lock()
+        self._turn = asyncio.Lock()  # the worker forming and running the next batch
         self._workers: list[asyncio.Task[None]] = []
         self._drivers: list[Driver[Any]] = []
 
@@ -531,6 +535,11 @@ class OltQueue:
         alone: list[_Item] = []
         if not self.batching or first.job.dry_run:
             return batch, alone
+        while len(batch) < self.batch_max and not self._queue.empty():
+            item = self._queue.get_nowait()  # queued while the previous transaction ran
+            (alone if item.job.dry_run else batch).append(item)
+        if self.batch_window <= 0:
+            return batch, alone
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.batch_window
         while len(batch) < self.batch_max:
@@ -548,22 +557,30 @@ class OltQueue:
         driver = self.make_driver()
         self._drivers.append(driver)
         while True:
-            first = await self._queue.get()
-            batch, alone = await self._collect(first)
-            try:
-                await self._run(driver, batch)
-                for item in alone:
-                    await self._run(driver, [item])
-            except BaseException as exc:
-                for item in batch + alone:
-                    if not item.future.done():
-                        if isinstance(exc, asyncio.CancelledError):
-                            item.future.cancel()
-                        else:
-                            item.future.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                # A bug: reported to the callers; the worker keeps serving.
+            if self.batching:
+                # One worker at a time takes jobs and runs their transaction (the OLT has one
+                # candidate): what queues up meanwhile is the next batch, whole.
+                async with self._turn:
+                    await self._serve(driver, await self._queue.get())
+            else:
+                await self._serve(driver, await self._queue.get())
+
+    async def _serve(self, driver: Driver[Any], first: _Item) -> None:
+        batch, alone = await self._collect(first)
+        try:
+            await self._run(driver, batch)
+            for item in alone:
+                await self._run(driver, [item])
+        except BaseException as exc:
+            for item in batch + alone:
+                if not item.future.done():
+                    if isinstance(exc, asyncio.CancelledError):
+                        item.future.cancel()
+                    else:
+                        item.future.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            # A bug: reported to the callers; the worker keeps serving.
 
     async def _push(self, driver: Driver[Any], items: list[_Item]) -> PushResult:
         onts = list({o.serial: o for i in items for o in i.job.onts}.values())
