@@ -87,7 +87,9 @@ def driver_factory(device: Device, profile: Profile,
         # confirm, the device reverts the change when the session drops, instead of refusing
         # every other commit until the confirm timeout (a restarted agent re-runs the push,
         # whose record is still pending).
-        return lambda: NetconfDriver(nc_target, persist_confirmed=False)
+        # Scoped compare: a push reads only the entries its payload names, so its cost follows
+        # the batch, not the OLT's size (whole-datastore reads made 10,000 ONTs quadratic).
+        return lambda: NetconfDriver(nc_target, persist_confirmed=False, scoped_compare=True)
     if device.protocol == "snmp":
         target = snmp_target(device, environ)
         return lambda: SnmpDriver(target)

@@ -93,8 +93,13 @@ class NetconfDriver(Driver[str]):
                  base11: bool = True, poll_interval: float = 30.0,
                  notification_backlog: int = 1024,
                  max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-                 persist_confirmed: bool = True) -> None:
+                 persist_confirmed: bool = True, scoped_compare: bool = False) -> None:
         self.target = target
+        # Compare reads only the entries the loaded payloads name (a subtree filter of their
+        # list keys, see scope_filter) instead of both whole datastores: the cost of a
+        # transaction then follows its payload, not the device's size. The diff covers those
+        # entries only. Off by default: a caller that wants the whole picture gets it.
+        self.scoped_compare = scoped_compare
         # Confirmed commits carry a persist token (confirmable from a later session, and the
         # device keeps waiting for it if this process dies), or none (the device reverts the
         # change as soon as the session that made it ends: a crash undoes it at once).
@@ -119,7 +124,9 @@ class NetconfDriver(Driver[str]):
         # What compare read inside the current transaction (running, and whether the
         # candidate differs): with both datastores locked nothing else can change them, so
         # the commit that follows need not read them again. Dropped by every load and end.
-        self._compared: tuple[list[etree._Element], bool] | None = None
+        # (running as read, or None when the read was scoped; whether the candidate differs)
+        self._compared: tuple[list[etree._Element] | None, bool] | None = None
+        self._scope: list[etree._Element] = []  # what this transaction loaded (scoped compare)
         # Changes are a sequence of requests (lock, edit, commit, unlock); two at once on
         # one driver would interleave them. Reads need no such care.
         self._change_lock = asyncio.Lock()
@@ -159,6 +166,7 @@ class NetconfDriver(Driver[str]):
 
     def _forget_transaction(self) -> None:
         self._compared = None
+        self._scope = []
         self._locked = []
         self._in_transaction = False
         self._staged = []
@@ -277,7 +285,9 @@ class NetconfDriver(Driver[str]):
             return
         if not self._in_transaction:
             await self._begin()
+            self._scope = []
         self._compared = None
+        self._scope.extend(elements)
         try:
             if replace:
                 # Not every device deletes the top-level nodes a replace does not name.
@@ -324,6 +334,7 @@ class NetconfDriver(Driver[str]):
 
     async def _end_transaction(self, *, discard: bool) -> None:
         self._compared = None
+        self._scope = []
         try:
             if discard and self.connected:
                 await self.call(rpc.discard_changes())
@@ -339,12 +350,14 @@ class NetconfDriver(Driver[str]):
         entries differ only in a second key).
         """
         if self._caps.candidate:
-            running, candidate = await asyncio.gather(self._read("running"),
-                                                      self._read("candidate"))
+            scope = scope_filter(self._scope) if self.scoped_compare else None
+            running, candidate = await asyncio.gather(self._read("running", scope),
+                                                      self._read("candidate", scope))
             lines_now = canon.canonical_lines(running)
             lines_then = canon.canonical_lines(candidate)
             if self._in_transaction and self._locked:
-                self._compared = (running, lines_now != lines_then)
+                self._compared = (None if scope is not None else running,
+                                  lines_now != lines_then)
             return Diff(canon.unified_diff(lines_now, lines_then))
         running = await self._read("running")
         if not self._staged:
@@ -376,12 +389,17 @@ class NetconfDriver(Driver[str]):
     async def _commit_candidate(self, confirm_timeout: float | None) -> CommitResult:
         if not self._in_transaction:
             return CommitResult(changed=False)
-        if self._compared is not None:
-            running, changed = self._compared
+        cached = self._compared
+        running: list[etree._Element] | None
+        if cached is not None and (cached[0] is not None or confirm_timeout is not None):
+            # A scoped compare read no whole "before": a confirmed commit is undone by
+            # cancel-commit and needs none; a plain one reads it below (for rollback).
+            running, changed = cached
         else:
-            running, candidate = await asyncio.gather(self._read("running"),
-                                                      self._read("candidate"))
-            changed = canon.canonical_lines(running) != canon.canonical_lines(candidate)
+            full, candidate = await asyncio.gather(self._read("running"),
+                                                   self._read("candidate"))
+            changed = canon.canonical_lines(full) != canon.canonical_lines(candidate)
+            running = full
         pending = self._persist
         was_pending = self._confirm_deadline is not None
         if confirm_timeout is None:
@@ -571,6 +589,42 @@ class NetconfDriver(Driver[str]):
             await asyncio.sleep(self.poll_interval)
             if self._session is not session:
                 return
+
+
+_KEYS = ("name", "from-interface")  # list keys of the models the agent's payloads use
+
+
+def scope_filter(elements: Sequence[etree._Element]) -> str | None:
+    """A subtree filter that selects the list entries ``elements`` name (None: everything).
+
+    Each element is kept as a containment node; a list entry (an element with a ``name`` or
+    ``from-interface`` child) is reduced to that key as a content-match node, which selects the
+    whole entry on the device. A container whose children all drop out selects its whole
+    subtree, so the filter never selects less than the payload touches.
+    """
+
+    def project(el: etree._Element) -> etree._Element | None:
+        if not isinstance(el.tag, str):
+            return None
+        out = etree.Element(el.tag)
+        children = [c for c in el if isinstance(c.tag, str)]
+        key = next((c for c in children if etree.QName(c).localname in _KEYS
+                    and len(c) == 0 and (c.text or "").strip()), None)
+        if key is not None:
+            leaf = etree.SubElement(out, key.tag)
+            leaf.text = (key.text or "").strip()
+            return out
+        for child in children:
+            if len(child):
+                sub = project(child)
+                if sub is not None:
+                    out.append(sub)
+        return out
+
+    nodes = [n for n in (project(e) for e in elements) if n is not None]
+    if not nodes:
+        return None
+    return "".join(etree.tostring(n, encoding="unicode") for n in nodes)
 
 
 def _with_removals(before: list[etree._Element],

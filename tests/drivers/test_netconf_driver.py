@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import cast
 
@@ -248,6 +249,34 @@ async def test_a_confirmed_commit_without_persist_is_reverted_when_its_session_e
         await d.commit(confirm_timeout=60)
         await d.rollback()  # cancel-commit without a persist-id
         assert olt.confirm is None
+    assert olt.view.onu_by_serial(ONU.serial) is not None
+
+
+async def test_scoped_compare_reads_only_what_the_payload_names(
+        server: NetconfServer, host_key: asyncssh.SSHKey, olt: Olt) -> None:
+    """The agent's compare: the same verdicts as a whole-datastore compare, over the entries
+    the payload names only, so its cost follows the payload and not the OLT's size."""
+    async with NetconfDriver(target(server, host_key)) as whole, \
+            NetconfDriver(target(server, host_key), scoped_compare=True) as scoped:
+        await whole.load_candidate(service_payload())  # something else on the OLT
+        await whole.commit()
+        onu = payload(b.onu_registration(dataclasses.replace(ONU, description="mine")))
+        await scoped.load_candidate(onu)
+        diff = await scoped.compare()
+        assert not diff.empty
+        assert all("svc" not in line and "fwd" not in line for line in diff.lines), diff.text
+        await scoped.commit()
+        await scoped.load_candidate(onu)
+        assert (await scoped.compare()).empty  # resend: nothing to do
+        await scoped.discard()
+        # a change made behind its back to an entry the payload names is seen
+        await whole.load_candidate(payload(b.onu_registration(
+            dataclasses.replace(ONU, description="changed"))))
+        await whole.commit()
+        await scoped.load_candidate(onu)
+        again = await scoped.compare()
+        assert not again.empty
+        await scoped.discard()
     assert olt.view.onu_by_serial(ONU.serial) is not None
 
 
