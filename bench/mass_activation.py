@@ -126,79 +126,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _argv(module_args: list[str], profile: Path | None,
-          what_if: list[str] | None = None) -> list[str]:
-    if what_if:  # the agent through this script, patched (see _cache_templates)
-        run = [str(Path(__file__).resolve()), "--run-agent", ",".join(what_if), "--"]
-    else:
-        run = ["-m", "agent"]
+def _argv(module_args: list[str], profile: Path | None) -> list[str]:
+    run = ["-m", "agent"]
     if profile is None:
         return [sys.executable, *run, *module_args]
     return [sys.executable, "-m", "cProfile", "-o", str(profile), *run, *module_args]
-
-
-def _cache_templates() -> None:
-    """What-if ``template-cache``: compile each template and expression of a profile once
-    (agent/render.py compiles them on every rendering: ``env.from_string`` and
-    ``env.compile_expression`` per call). Keyed by the environment and the source text."""
-    import jinja2
-
-    from_string, compile_expression = (jinja2.Environment.from_string,
-                                       jinja2.Environment.compile_expression)
-    templates: dict[tuple[Any, str], Any] = {}
-    expressions: dict[tuple[Any, str, bool], Any] = {}
-
-    def cached_from_string(self: jinja2.Environment, source: Any, globals: Any = None,
-                           template_class: Any = None) -> Any:
-        if globals is not None or template_class is not None or not isinstance(source, str):
-            return from_string(self, source, globals, template_class)
-        key = (self, source)
-        if key not in templates:
-            templates[key] = from_string(self, source)
-        return templates[key]
-
-    def cached_expression(self: jinja2.Environment, source: str,
-                          undefined_to_none: bool = True) -> Any:
-        key = (self, source, undefined_to_none)
-        if key not in expressions:
-            expressions[key] = compile_expression(self, source, undefined_to_none)
-        return expressions[key]
-
-    setattr(jinja2.Environment, "from_string", cached_from_string)  # noqa: B010
-    setattr(jinja2.Environment, "compile_expression", cached_expression)  # noqa: B010
-
-
-def _natural_batching() -> None:
-    """What-if ``natural-batching``: an OLT queue's batch is what is queued when a worker is
-    free, taken at once (no batch window to wait out when the queue is idle; under load the
-    jobs that arrived during the previous transaction form the next one). With one worker
-    per OLT (the bench sets ``concurrency: 1``): the OLT runs one transaction at a time
-    anyway, and several workers would split the waiting jobs into small batches."""
-    from agent import push
-
-    async def collect(self: Any, first: Any) -> tuple[list[Any], list[Any]]:
-        batch: list[Any] = [first]
-        alone: list[Any] = []
-        if not self.batching or first.job.dry_run:
-            return batch, alone
-        while len(batch) < self.batch_max and not self._queue.empty():
-            item = self._queue.get_nowait()
-            (alone if item.job.dry_run else batch).append(item)
-        return batch, alone
-
-    setattr(push.OltQueue, "_collect", collect)  # noqa: B010
-
-
-WHAT_IF: dict[str, Callable[[], None]] = {"template-cache": _cache_templates,
-                                          "natural-batching": _natural_batching}
-
-
-def _run_agent(what_if: str, argv: list[str]) -> None:
-    for name in what_if.split(","):
-        WHAT_IF[name]()
-    from agent.cli import app
-
-    app(args=argv, prog_name="ponctl")
 
 
 async def _until(what: str, probe: Callable[[], Awaitable[bool]], within: float,
@@ -296,7 +228,7 @@ def catalog_file(work: Path, olts: list[str]) -> Path:
 
 
 def agent_settings(work: Path, endpoints: dict[str, Any], ports: dict[str, int],
-                   api_port: int, what_if: list[str]) -> Path:
+                   api_port: int) -> Path:
     devices = {d["name"]: d for d in endpoints["devices"]}
     olts = sorted((d for d in devices.values() if d["kind"] == "olt"),
                   key=lambda d: int(d["name"].removeprefix("olt")))
@@ -311,8 +243,7 @@ def agent_settings(work: Path, endpoints: dict[str, Any], ports: dict[str, int],
         "store": str(work / "ponctl.sqlite3"),
         "catalog": str(catalog_file(work, [d["name"] for d in olts])),
         "devices": [{"name": d["name"], "address": d["address"], "protocol": "netconf",
-                     "port": ports["netconf"], "profile": "sim-olt-netconf", "ssh": olt_ssh,
-                     **({"concurrency": 1} if "natural-batching" in what_if else {})}
+                     "port": ports["netconf"], "profile": "sim-olt-netconf", "ssh": olt_ssh}
                     for d in olts],
         "gateway_classes": [
             {"name": "sim-s", "protocol": "snmp", "port": ports["snmp"],
@@ -358,7 +289,6 @@ class Lab:
 async def start_lab(work: Path, args: argparse.Namespace, profile: Path | None) -> Lab:
     topo_path, topo = lab_topology(args.topology, work, args.gateways, args.address_base,
                                    args.onts_per_port)
-    what_if: list[str] = args.what_if
     control_port = _free_port()
     control = f"http://127.0.0.1:{control_port}"
     sim = Proc("simulator", _argv(["sim", "run", "--topology", str(topo_path), "--control",
@@ -376,13 +306,12 @@ async def start_lab(work: Path, args: argparse.Namespace, profile: Path | None) 
             async with http.get(control + "/endpoints") as r:
                 endpoints = await r.json()
         api_port = _free_port()
-        settings = agent_settings(work, endpoints, topo["defaults"]["ports"], api_port,
-                                  what_if)
+        settings = agent_settings(work, endpoints, topo["defaults"]["ports"], api_port)
         token = secrets.token_urlsafe(24)
         env = {TOKEN_VAR: token, PASSWORD_VAR: "admin", COMMUNITY_VAR: "private",
                KEYS_ENV_VAR: Keyring.generate("bench").export_secrets()}
         agent = Proc("agent", _argv(["agent", "run", "--config", str(settings)],
-                                    profile / "agent.prof" if profile else None, what_if),
+                                    profile / "agent.prof" if profile else None),
                      work / "agent.log", env)
         api = f"http://127.0.0.1:{api_port}"
         async with aiohttp.ClientSession() as http:
@@ -731,7 +660,6 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "topology": str(args.topology.resolve().relative_to(REPO)
                         if args.topology.resolve().is_relative_to(REPO) else args.topology),
         "gateways": args.gateways,
-        "what_if": args.what_if,
         "load_average_before": round(load_before, 2),
     }
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -781,16 +709,10 @@ def main() -> None:
     ap.add_argument("--profile", type=Path, help="run agent and simulator under cProfile, "
                                                  "writing .prof files here")
     ap.add_argument("--keep", type=Path, help="keep the logs and settings of each run here")
-    ap.add_argument("--what-if", type=lambda v: [w for w in v.split(",") if w],
-                    default=[], help=f"run the agent patched: {', '.join(WHAT_IF)} "
-                                     "(figures for a change not made yet)")
     ap.add_argument("--topology", type=Path, default=TOPOLOGY)
     ap.add_argument("--address-base", help="another 127.x.0.0 range than the topology's")
     ap.add_argument("--onts-per-port", type=int, help="fewer generated ONTs per PON port")
     ap.add_argument("--output", type=Path, default=RESULTS)
-    if len(sys.argv) > 2 and sys.argv[1] == "--run-agent":
-        _run_agent(sys.argv[2], sys.argv[4:])
-        return
     args = ap.parse_args()
     report = asyncio.run(main_async(args))
     args.output.parent.mkdir(parents=True, exist_ok=True)
