@@ -335,21 +335,22 @@ class HttpApi:
             raise ApiError(503, "the agent is not running")
         return store, engine
 
-    async def _raw_body(self, request: web.Request) -> bytes:
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            raise ApiError(413, f"the request body is larger than {MAX_BODY} bytes", "body")
+    async def _raw_body(self, request: web.Request, limit: int = MAX_BODY) -> bytes:
+        if request.content_length is not None and request.content_length > limit:
+            raise ApiError(413, f"the request body is larger than {limit} bytes", "body")
         chunks: list[bytes] = []
         size = 0
-        while chunk := await request.content.read(4096):
+        while chunk := await request.content.read(65536):
             size += len(chunk)
-            if size > MAX_BODY:
-                raise ApiError(413, f"the request body is larger than {MAX_BODY} bytes", "body")
+            if size > limit:
+                raise ApiError(413, f"the request body is larger than {limit} bytes", "body")
             chunks.append(chunk)
         return b"".join(chunks)
 
     async def _body(self, request: web.Request, model: type[M], *,
-                    required: bool = True) -> M:
-        raw = await self._raw_body(request)
+                    required: bool = True, limit: int = MAX_BODY) -> M:
+        """``model`` from the request's JSON body (at most ``limit`` bytes)."""
+        raw = await self._raw_body(request, limit)
         if not raw.strip():
             if required:
                 raise ApiError(400, "a JSON object is required as the request body", "body")

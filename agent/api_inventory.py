@@ -30,13 +30,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime
 from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from agent.api import (
     PRINCIPAL,
@@ -47,7 +46,6 @@ from agent.api import (
     Route,
     _json,
     _Request,
-    _validation_error,
 )
 from agent.catalog import Catalog, Resolved
 from agent.intent import NAME, SERIAL
@@ -99,35 +97,6 @@ class ImportOut(BaseModel):
     counts: dict[ImportResult, int]
 
 
-async def _limited_body(request: web.Request, limit: int) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, f"the request body is larger than {limit} bytes", "body")
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.read(65536):
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"the request body is larger than {limit} bytes", "body")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _import_body(request: web.Request) -> OntImportRequest:
-    raw = await _limited_body(request, IMPORT_MAX_BODY)
-    if not raw.strip():
-        raise ApiError(400, "a JSON object is required as the request body", "body")
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        raise ApiError(400, "the request body is not valid JSON", "body") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "the request body must be a JSON object", "body")
-    try:
-        return OntImportRequest.model_validate_json(raw, strict=True)
-    except ValidationError as exc:
-        raise _validation_error(exc) from None
-
-
 def _reason(index: int, problem: RowProblem) -> ApiErrorBody:
     where = f"rows[{index}]"
     return ApiErrorBody(error=problem.message,
@@ -135,7 +104,7 @@ def _reason(index: int, problem: RowProblem) -> ApiErrorBody:
 
 
 async def import_onts(api: HttpApi, request: web.Request) -> web.Response:
-    body = await _import_body(request)
+    body = await api._body(request, OntImportRequest, limit=IMPORT_MAX_BODY)
     store, _ = api._parts()
     good, rejected = check_rows(((i, row.model_dump(), ()) for i, row in enumerate(body.rows)),
                                 where="row {} of this request", echo=False)
