@@ -252,6 +252,7 @@ async def associate(api: HttpApi, request: web.Request) -> web.Response:
     code = _code(request)
     body = await api._body(request, Associate)
     engine = _engine(api)
+    before = await engine.lines.get_line(code)
     try:
         line = await engine.lines.associate(code, body.gateway, engine.gateways.issue_url,
                                             move=body.move)
@@ -259,14 +260,11 @@ async def associate(api: HttpApi, request: web.Request) -> web.Response:
         raise ApiError(409, str(exc)) from None
     log.info("API %s: line %s associated with gateway %s", request[PRINCIPAL], code,
              body.gateway)
-    _kick(engine, line)
+    # Write the line's gateway, and clear the one it left (a move), in the background.
+    left = before.gateway if before is not None else None
+    for name in {n for n in (line.gateway, left) if n is not None}:
+        engine.gateways.kick(name)
     return await _line_detail(engine.lines, code)
-
-
-def _kick(engine: Engine, line: Line) -> None:
-    """Write the line's gateway, and clear the one it left, in the background."""
-    if line.gateway is not None:
-        engine.gateways.kick(line.gateway)
 
 
 async def dissociate(api: HttpApi, request: web.Request) -> web.Response:

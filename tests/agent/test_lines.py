@@ -343,3 +343,22 @@ async def test_diagnose_reports_the_gateway_and_its_url(lines_agent: tuple[Daemo
     assert (status, gw["state"]["phase"]) == (200, "written")
     line = (await c.call("GET", "/lines/LOS-D1", CSR))[1]
     assert lab.gateways[gw_name(A001)].phan_url == line["phan_url"]
+
+
+async def test_moving_a_line_writes_the_new_gateway_and_clears_the_old(
+        lines_agent: tuple[Daemon, Client], own_lab: Lab) -> None:
+    _, c = lines_agent
+    lab = own_lab
+    old = await register(c, A001, "sim-n", lab)
+    new = await register(c, A002, "sim-s", lab)
+    await c.call("POST", "/lines", body={"code": "LOS-M"})
+    status, body = await c.call("POST", "/lines/LOS-M/gateway", body={"gateway": old})
+    url = body["phan_url"]
+    await line_state(c, "LOS-M", "written")
+    status, body = await c.call("POST", "/lines/LOS-M/gateway", body={"gateway": new})
+    assert status == 409, body  # without move
+    status, body = await c.call("POST", "/lines/LOS-M/gateway",
+                                body={"gateway": new, "move": True})
+    assert (status, body["gateway"], body["phan_url"]) == (200, new, url), body
+    await eventually(lambda: lab.gateways[new].phan_url == url
+                     and lab.gateways[old].phan_url == "", timeout=10)
