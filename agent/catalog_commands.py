@@ -28,12 +28,11 @@ from rich.table import Table
 
 from agent.api_inventory import catalog_out, resolve_out
 from agent.catalog import DEFAULT_PATH, Catalog, CatalogError, load_catalog
-from agent.client import DEFAULT_API, ApiOpt, OutputOpt, TokenFileOpt, call
+from agent.client import DEFAULT_API, ApiOpt, OutputOpt, TokenFileOpt, call, fail
 
 app = typer.Typer(help="The service catalog: ISPs, service types, VLANs, profiles.",
                   no_args_is_help=True)
 out = Console()
-err = Console(stderr=True)
 FileOpt = Annotated[Path, typer.Option("--file", "-f", help="Catalog file.")]
 SourceOpt = Annotated[Path | None, typer.Option(
     "--file", "-f", help="Read this catalog file instead of asking the agent's API.")]
@@ -43,8 +42,7 @@ def _load(path: Path) -> Catalog:
     try:
         return load_catalog(path)
     except CatalogError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        fail(str(exc))
 
 
 def _print_json(data: Any) -> None:

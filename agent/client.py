@@ -146,12 +146,8 @@ def seg(value: str) -> str:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {_escape(message)}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
-
-
-def _escape(text: str) -> str:
-    return escape(text)
 
 
 def call(api: str, token_file: Path | None, work: Callable[[ApiClient], Awaitable[T]]) -> T:
@@ -198,4 +194,4 @@ def _cell(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, list):
         return "\n".join(_cell(v) for v in value)
-    return _escape(str(value))
+    return escape(str(value))

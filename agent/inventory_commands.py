@@ -56,6 +56,7 @@ from agent.client import (
     OutputOpt,
     TokenFileOpt,
     call,
+    fail,
     seg,
 )
 from agent.inventory import (
@@ -98,12 +99,6 @@ CHUNK_ROWS = 500
 BODY_BUDGET = IMPORT_MAX_BODY - 4096  # room for the envelope {"rows": [...]}
 
 
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True,
-              markup=True)
-    raise typer.Exit(code)
-
-
 def _run(db: Path, work: Callable[[Store], Awaitable[T]]) -> T:
     async def main() -> T:
         async with Store(db) as store:
@@ -112,12 +107,11 @@ def _run(db: Path, work: Callable[[Store], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except (NotFound, Conflict, InvalidValue) as e:
-        _fail(str(e))
+        fail(str(e))
     except StoreError as e:
-        _fail(f"store {db}: {e}")
+        fail(f"store {db}: {e}")
     except OSError as e:
-        _fail(f"store {db}: {e.strerror or e}")
-    raise AssertionError("unreachable")
+        fail(f"store {db}: {e.strerror or e}")
 
 
 def _plain(text: str) -> str:
@@ -198,7 +192,7 @@ def _show_report(report: ImportReport, output: str) -> None:
     if report.errors:
         if output == "json":
             _json_print({"file": report.path, "errors": list(report.errors)})
-        _fail(report.summary())
+        fail(report.summary())
     if output == "json":
         _json_print({
             "file": report.path,
