@@ -160,7 +160,7 @@ class Agent:
 
     async def _read(self, proc: asyncio.subprocess.Process, run: int) -> None:
         assert proc.stderr is not None
-        with self.log.open("a", encoding="utf-8") as out:
+        with self.log.open("a", encoding="utf-8", buffering=1) as out:  # line-buffered: read mid-run
             out.write(f"==== run {run} (pid {proc.pid}) ====\n")
             while line := await proc.stderr.readline():
                 text = line.decode(errors="replace")
