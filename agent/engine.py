@@ -361,16 +361,19 @@ class Engine:
     async def _apply(self, plan: Plan, push_id: int | None = None) -> PushResult:
         """Record, push through the OLT's queue, record the result (``push_id``: resume)."""
         try:
-            payload = render(plan.profile, [plan.ont], [plan.service])
+            # Only the digest is kept: the queue renders the batch again when it is taken, so
+            # that an ONT waiting in the queue does not hold its payload (some 16 KB of XML
+            # each; 160 MB for 10,000 ONTs arriving at once).
+            rendered = digest(render(plan.profile, [plan.ont], [plan.service]))
         except RenderError as exc:
-            payload = None
+            rendered = "unrendered"
             render_error: str | None = str(exc)
         else:
             render_error = None
         if push_id is None:
-            push_id = await self.store.begin_push(
-                plan.device.name, digest(payload) if payload is not None else "unrendered",
-                order_id=plan.order.id, action=PushAction.APPLY)
+            push_id = await self.store.begin_push(plan.device.name, rendered,
+                                                  order_id=plan.order.id,
+                                                  action=PushAction.APPLY)
             await self._note(plan.order.id)
         if render_error is not None:
             result = PushResult(Outcome.FAILED, None, None,

@@ -630,8 +630,11 @@ class LineStore:
         attempts starts again: the ONT coming up is news)."""
 
         def run(c: sqlite3.Connection) -> tuple[str, ...]:
-            c.execute("UPDATE gateway_state SET attempts = 0 WHERE phase = 'pending' AND"
-                      " gateway IN (SELECT name FROM gateways WHERE ont_serial = ?)", (serial,))
+            # "+phase": look the ONT's gateways up by name; the phase index would walk every
+            # pending gateway (all of them in a mass activation) on each ONT report.
+            c.execute("UPDATE gateway_state SET attempts = 0 WHERE gateway IN"
+                      " (SELECT name FROM gateways WHERE ont_serial = ?) AND +phase = 'pending'",
+                      (serial,))
             return tuple(r[0] for r in c.execute(
                 "SELECT g.name FROM gateways g JOIN gateway_state s ON s.gateway = g.name"
                 " WHERE g.ont_serial = ? AND s.phase != 'written' ORDER BY g.name", (serial,)))

@@ -448,6 +448,16 @@ class ServiceAllocation:
 # --- helpers ------------------------------------------------------------------------------------
 
 
+def _where(**equal: str | None) -> tuple[str, tuple[str, ...]]:
+    """``WHERE a = ? AND b = ?`` over the filters given (``None``: no filter on that column),
+    and its parameters. Built per call rather than ``(? IS NULL OR a = ?)``, which SQLite
+    cannot answer from an index: that form scanned every order on each ONT report."""
+    given = {column: value for column, value in equal.items() if value is not None}
+    if not given:
+        return "", ()
+    return "WHERE " + " AND ".join(f"{column} = ?" for column in given), tuple(given.values())
+
+
 def _iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -785,10 +795,9 @@ class Store:
     async def list_onts(self, *, olt: str | None = None,
                         pon_port: str | None = None) -> tuple[Ont, ...]:
         def run(c: sqlite3.Connection) -> tuple[Ont, ...]:
-            rows = c.execute(
-                "SELECT * FROM onts WHERE (?1 IS NULL OR olt = ?1)"
-                " AND (?2 IS NULL OR pon_port = ?2) ORDER BY olt, pon_port, serial",
-                (olt, pon_port)).fetchall()
+            where, params = _where(olt=olt, pon_port=pon_port)
+            rows = c.execute(f"SELECT * FROM onts {where} ORDER BY olt, pon_port, serial",  # noqa: S608 - fixed columns
+                             params).fetchall()
             return tuple(_ont(r) for r in rows)
 
         return await self._read(run)
@@ -1046,9 +1055,9 @@ class Store:
     async def binding_history(self, *, serial: str | None = None,
                               object_id: str | None = None) -> tuple[BindingEvent, ...]:
         def run(c: sqlite3.Connection) -> tuple[BindingEvent, ...]:
-            rows = c.execute("SELECT * FROM binding_history WHERE (?1 IS NULL OR serial = ?1)"
-                             " AND (?2 IS NULL OR object_id = ?2) ORDER BY id",
-                             (serial, object_id)).fetchall()
+            where, params = _where(serial=serial, object_id=object_id)
+            rows = c.execute(f"SELECT * FROM binding_history {where} ORDER BY id",  # noqa: S608 - fixed columns
+                             params).fetchall()
             return tuple(BindingEvent(id=r["id"], object_id=r["object_id"], serial=r["serial"],
                                       action=r["action"], other_object=r["other_object"],
                                       at=_dt(r["at"])) for r in rows)
@@ -1134,9 +1143,12 @@ class Store:
         """Orders by creation; ``open_only`` leaves out cancelled and removed ones."""
 
         def run(c: sqlite3.Connection) -> tuple[Order, ...]:
-            rows = c.execute("SELECT * FROM orders WHERE (?1 IS NULL OR object_id = ?1)"
-                             " AND (?2 = 0 OR (cancelled_at IS NULL AND removed_at IS NULL))"
-                             " ORDER BY created_at, id", (object_id, int(open_only))).fetchall()
+            where, params = _where(object_id=object_id)
+            if open_only:
+                where += (" AND" if where else "WHERE") + \
+                    " cancelled_at IS NULL AND removed_at IS NULL"
+            rows = c.execute(f"SELECT * FROM orders {where} ORDER BY created_at, id",  # noqa: S608 - fixed columns
+                             params).fetchall()
             return tuple(_order(r) for r in rows)
 
         return await self._read(run)
@@ -1155,7 +1167,7 @@ class Store:
             if order.removal_requested_at is not None:
                 raise InvalidTransition(f"order {order_id} is being terminated; it cannot be "
                                         f"cancelled")
-            verified = c.execute("SELECT 1 FROM pushes WHERE order_id = ? AND phase = ?",
+            verified = c.execute("SELECT 1 FROM pushes WHERE order_id = ? AND +phase = ?",
                                  (order_id, PushPhase.VERIFIED.value)).fetchone()
             if verified is not None:
                 raise InvalidTransition(f"order {order_id} has been provisioned on a device; "

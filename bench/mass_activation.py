@@ -491,7 +491,7 @@ async def mass_run(n: int, args: argparse.Namespace, profile: Path | None) -> di
             if args.keep is not None:
                 dest = args.keep / f"n{n}-{int(time.time())}"
                 dest.mkdir(parents=True, exist_ok=True)
-                for f in ("agent.log", "simulator.log", "agent.yaml"):
+                for f in ("agent.log", "simulator.log", "agent.yaml", "ponctl.sqlite3"):
                     with contextlib.suppress(OSError):
                         (dest / f).write_bytes((work / f).read_bytes())
 
@@ -708,7 +708,7 @@ def main() -> None:
                     help="seconds to wait for every order and gateway")
     ap.add_argument("--profile", type=Path, help="run agent and simulator under cProfile, "
                                                  "writing .prof files here")
-    ap.add_argument("--keep", type=Path, help="keep the logs and settings of each run here")
+    ap.add_argument("--keep", type=Path, help="keep the logs, settings and store of each run here")
     ap.add_argument("--topology", type=Path, default=TOPOLOGY)
     ap.add_argument("--address-base", help="another 127.x.0.0 range than the topology's")
     ap.add_argument("--onts-per-port", type=int, help="fewer generated ONTs per PON port")

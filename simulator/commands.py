@@ -20,6 +20,7 @@ from rich.table import Table
 from simulator.topology import Ports, TopologyError, load_topology
 
 app = typer.Typer(help="The simulated lab: OLTs, ONTs and gateways on loopback.",
+                  add_completion=False,
                   no_args_is_help=True)
 out = Console()
 err = Console(stderr=True)
