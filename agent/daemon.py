@@ -37,13 +37,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json as jsonlib
 import logging
 import socket
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -69,10 +68,10 @@ log = logging.getLogger(__name__)
 WATCHED_PROTOCOLS = frozenset({"netconf", "ssh"})  # and "snmp" with a trap listener
 TASK_STOP_TIMEOUT = 10.0  # seconds for the background tasks to end on stop
 MIN_SECRET_LENGTH = 3  # shorter values would redact ordinary words
-# ONT observations of one OLT handled at once (see Daemon._bridge): a handler waits for its
-# ONT's push, so this is about how many ONTs of an OLT may be activating at once before the
-# watch stops reading notifications (and the driver's backlog of 1024 starts dropping them).
-HANDLERS_PER_OLT = 4096
+# ONTs of one OLT whose observations are handled at once (see Daemon._bridge): a handler waits
+# for its ONT's push, so this is how many of an OLT's ONTs may be activating at once; the rest
+# wait in order. Two NETCONF batches' worth (batch_max 128): one being pushed, one gathering.
+WORKERS_PER_OLT = 256
 
 
 # ---- logging ------------------------------------------------------------------------------------
@@ -286,7 +285,7 @@ class Daemon:
         self.shutdown_errors: list[BaseException] = []
         self._closers: list[_Closer] = []
         self._tasks = _Tasks()
-        self._handlers: set[asyncio.Task[None]] = set()  # ONT observations being handled
+        self._handlers: set[asyncio.Task[None]] = set()  # workers on ONT observations
         redactor.add(secret_values(settings, environ))
 
     # ---- lifecycle --------------------------------------------------------------------------
@@ -453,21 +452,21 @@ class Daemon:
 
     def _bridge(self, state: DeviceState,
                 engine: Engine) -> Callable[[OntSeen], Awaitable[None]]:
-        """The watch's callback. Each observation is handled in a task of its own, after the
-        previous observation of the same ONT (per-ONT order is kept: an ONT that goes away
-        right after coming up ends up absent), while other ONTs' observations go ahead: a
-        watch that waited for every ONT's push before reading the next notification would
-        serialise an OLT's activations and leave its push queue nothing to batch. At most
-        :data:`HANDLERS_PER_OLT` handlers of one OLT run at once; beyond that the watch waits
-        (back-pressure on the notification stream)."""
+        """The watch's callback. It never waits: each observation joins its ONT's queue, and
+        up to :data:`WORKERS_PER_OLT` workers of the OLT take ONTs in the order they came and
+        handle each ONT's observations in order (an ONT that goes away right after coming up
+        ends up absent), while other ONTs' go ahead. A watch that waited for every ONT's push
+        before reading the next notification would serialise an OLT's activations and leave
+        its push queue nothing to batch, and a watch that stopped reading would make the
+        driver drop notifications from its backlog; an ONT waiting for a worker costs one
+        small record, not a task holding its service's plan (10,000 ONTs arriving at once)."""
         recorder = record(engine.store)
-        slots = asyncio.Semaphore(HANDLERS_PER_OLT)
-        last: dict[str, asyncio.Task[None]] = {}  # serial -> its latest handler
+        pending: dict[str, deque[OntSeen]] = {}  # serial -> observations not handled yet
+        ready: deque[str] = deque()  # ONTs with observations and no worker on them, in order
+        workers = 0
 
-        async def handle(seen: OntSeen, before: asyncio.Task[None] | None) -> None:
+        async def handle(seen: OntSeen) -> None:
             try:
-                if before is not None:
-                    await asyncio.wait({before})
                 await recorder(seen)  # model, firmware, onu-id; stale reports ignored
                 mapped = STORE_STATE.get(seen.state)
                 if mapped is None or mapped[0] is not OntState.UP:
@@ -481,25 +480,39 @@ class Daemon:
             except Exception:
                 log.exception("%s: handling ONT %s %s failed", seen.olt, seen.serial,
                               seen.state, extra={"device": seen.olt, "serial": seen.serial})
-            finally:
-                slots.release()
 
-        def done(task: asyncio.Task[None], serial: str) -> None:
+        async def work() -> None:
+            nonlocal workers
+            try:
+                while ready:
+                    serial = ready.popleft()
+                    queue = pending[serial]
+                    while queue:
+                        await handle(queue.popleft())
+                    del pending[serial]  # no await since the queue was seen empty
+            finally:
+                workers -= 1
+
+        def done(task: asyncio.Task[None]) -> None:
             self._handlers.discard(task)
-            if last.get(serial) is task:
-                del last[serial]
 
         async def on_seen(seen: OntSeen) -> None:
+            nonlocal workers
             state.last_seen = datetime.now(UTC)
             state.events += 1
             log.info("%s: ONT %s %s on %s", seen.olt, seen.serial, seen.state, seen.pon_port,
                      extra={"device": seen.olt, "serial": seen.serial, "ont_state": seen.state})
-            await slots.acquire()
-            task = asyncio.create_task(handle(seen, last.get(seen.serial)),
-                                       name=f"ont-{seen.serial}")
-            last[seen.serial] = task
-            self._handlers.add(task)
-            task.add_done_callback(functools.partial(done, serial=seen.serial))
+            queue = pending.get(seen.serial)
+            if queue is not None:  # queued, or a worker is on it: it comes after the others
+                queue.append(seen)
+                return
+            pending[seen.serial] = deque((seen,))
+            ready.append(seen.serial)
+            if workers < WORKERS_PER_OLT:
+                workers += 1
+                task = asyncio.create_task(work(), name=f"ont-observations-{state.name}")
+                self._handlers.add(task)
+                task.add_done_callback(done)
 
         return on_seen
 

@@ -73,6 +73,7 @@ from drivers.errors import DriverError
 
 log = logging.getLogger(__name__)
 
+RESUME_CONCURRENCY = 256  # orders resumed at once after a restart (see Engine.resume)
 _DESCRIPTION_DROP = re.compile(r"[^A-Za-z0-9 ,.:/()_#@+-]")
 _HISTORY_STATUSES = frozenset(s.value for s in Status)
 
@@ -580,19 +581,32 @@ class Engine:
 
     # ---- crash recovery -------------------------------------------------------------------------
     async def resume(self) -> list[Push]:
-        """Re-run every push a crash left pending; returns the pushes as finished."""
-        done: list[Push] = []
+        """Re-run every push a crash left pending; returns the pushes as finished, in the
+        order they were recorded. Orders are resumed side by side (at most
+        :data:`RESUME_CONCURRENCY` at once), so that an OLT's queue batches their pushes as
+        it does in a bulk push; one order's pushes run one after the other."""
+        by_order: dict[str, list[Push]] = {}
+        finished: dict[int, Push] = {}
         for pending in await self.store.pending_pushes():
             if pending.order_id is None:
-                done.append(await self.store.finish_push(
+                finished[pending.id] = await self.store.finish_push(
                     pending.id, PushPhase.FAILED, error_class=ErrorClass.REJECTED,
-                    message="abandoned after a restart: the push names no order to re-run"))
+                    message="abandoned after a restart: the push names no order to re-run")
                 continue
-            async with self._lock(pending.order_id):
-                await self._resume_one(pending)
-                done.append(await self.store.get_push(pending.id))
-                await self._note(pending.order_id)
-        return done
+            by_order.setdefault(pending.order_id, []).append(pending)
+        slots = asyncio.Semaphore(RESUME_CONCURRENCY)
+
+        async def one_order(order_id: str, pushes: list[Push]) -> None:
+            async with slots, self._lock(order_id):
+                for pending in pushes:
+                    await self._resume_one(pending)
+                    finished[pending.id] = await self.store.get_push(pending.id)
+                await self._note(order_id)
+
+        async with asyncio.TaskGroup() as group:
+            for order_id, pushes in by_order.items():
+                group.create_task(one_order(order_id, pushes), name=f"resume-{order_id}")
+        return [finished[k] for k in sorted(finished)]
 
     async def _resume_one(self, pending: Push) -> None:
         assert pending.order_id is not None

@@ -74,12 +74,14 @@ class Shape:
     @classmethod
     def for_onts(cls, n: int, per_port_max: int = 100) -> Shape:
         """About ``n`` ONTs, four in five on the NETCONF OLT, at most ``per_port_max`` per
-        port (the total is rounded up to fill the ports evenly)."""
+        port, olt1 on 4 ports or more and olt2 on 2 or more (the total is rounded up to fill
+        the ports evenly)."""
         if n < 2:
             raise ValueError(f"a crash run needs at least 2 ONTs, not {n}")
         n1 = max(1, round(n * 0.8))
         n2 = max(1, n - n1)
-        p1, p2 = math.ceil(n1 / per_port_max), math.ceil(n2 / per_port_max)
+        # At least the ports configs/lab.yaml gives each OLT (its own ONTs sit on them).
+        p1, p2 = max(4, math.ceil(n1 / per_port_max)), max(2, math.ceil(n2 / per_port_max))
         return cls(p1, math.ceil(n1 / p1), p2, math.ceil(n2 / p2))
 
     @property

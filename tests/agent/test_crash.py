@@ -256,7 +256,7 @@ async def test_kill_9_at_random_points_loses_no_order_and_duplicates_no_config(
     async with crash_lab(RANDOM) as (lab, trap_port):
         assert len(generated(lab)) == RANDOM.total
         summary = await run_random_kills(lab, trap_port, tmp_path, kills=RANDOM_KILLS,
-                                         seed=seed, delay=(0.3, 2.5), pace=0.03)
+                                         seed=seed, delay=(0.3, 2.5), pace=0.06)
     print(summary.as_json())
     assert len(summary.kills) == RANDOM_KILLS
     assert summary.onts == RANDOM.total
