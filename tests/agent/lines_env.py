@@ -90,13 +90,17 @@ async def register(c: Client, serial: str, gclass: str, lab: Lab) -> str:
     return name
 
 
-async def line_state(c: Client, code: str, phase: str, timeout: float = 20) -> Any:
+async def line_state(c: Client, code: str, phase: str, timeout: float = 20,
+                     error_class: str | None = None) -> Any:
+    """The line once its gateway state is in ``phase`` (and, if given, with ``error_class``:
+    a pending state has none until the first attempt to write it failed)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         status, body = await c.call("GET", f"/lines/{code}", CSR)
         assert status == 200, body
         st = body["gateway_state"]
-        if st is not None and st["phase"] == phase:
+        if st is not None and st["phase"] == phase and (
+                error_class is None or st["error_class"] == error_class):
             return body
         assert asyncio.get_running_loop().time() < deadline, body
         await asyncio.sleep(0.05)
