@@ -59,6 +59,7 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_ADDRESS = 256
 MAX_TEXT = 64  # model, firmware, vendor, condition
 BUSY_TIMEOUT_MS = 10_000
+READS_PER_YIELD = 32  # reads in a row before one yields to the event loop
 
 ONU_IDS = range(0, 128)  # per OLT PON port (G.984/G.9807: 0..127 usable here)
 GEMPORTS = range(1024, 4096)  # per OLT
@@ -601,6 +602,7 @@ class Store:
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None  # the worker thread's: writes
         self._reader: sqlite3.Connection | None = None  # the event loop's: reads
+        self._reads = 0
         # Writes waiting for the worker (group commit, see _write).
         self._group: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any],
                                 asyncio.AbstractEventLoop]] = []
@@ -785,6 +787,11 @@ class Store:
         ONT. A read sees every write whose caller has resumed (a write resumes its caller
         only after its ``COMMIT``).
         """
+        self._reads += 1
+        if self._reads % READS_PER_YIELD == 0:
+            # A read does not suspend: a loop of them (a metrics scrape, the start-up pass
+            # over every open order) lets the rest of the daemon in every so often.
+            await asyncio.sleep(0)
         conn = self._reader
         if conn is None:
             raise StoreError(f"store {self.path} is not open")

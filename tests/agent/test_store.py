@@ -558,3 +558,27 @@ async def test_waiting_for_a_locked_database_does_not_block_the_loop(tmp_path: P
             blocker.close()
         obj = await write
         assert obj.id == "obj-1"
+
+
+async def test_reads_see_every_acknowledged_write_and_a_loop_of_reads_lets_others_run(
+        store: Store) -> None:
+    """Reads run in the event loop on their own connection: each sees the writes whose callers
+    have resumed, cannot write, and a long run of them yields to other tasks now and then."""
+    for n in range(40):
+        await store.upsert_ont(f"ABCD{n:08X}", "olt1", "0/1/0")
+        assert (await store.get_ont(f"ABCD{n:08X}")) is not None  # no lag behind the writer
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        await store.read(lambda c: c.execute("DELETE FROM onts"))
+    assert len(await store.list_onts()) == 40
+    ran: list[int] = []
+
+    async def other() -> None:
+        ran.append(len(ran))
+
+    reads = 0
+    task = asyncio.create_task(other())
+    while not ran:
+        await store.get_ont(S1)  # nothing else in this loop gives the task a turn
+        reads += 1
+        assert reads <= 64, "a run of reads never let another task run"
+    await task
