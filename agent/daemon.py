@@ -59,7 +59,8 @@ from agent.discovery import STORE_STATE, Backoff, OntSeen, record, watch
 from agent.engine import Engine
 from agent.profiles import load_profile
 from agent.settings import Device, GatewayClass, SecretRef, Settings, SettingsError
-from agent.store import OntState, Push, Store
+from agent.status import compute_status
+from agent.store import PENDING_PHASES, OntState, PushPhase, Store
 from drivers.base import DeviceEvent, Driver
 from drivers.snmp import SnmpDriver, TrapReceiver, TrapUser
 
@@ -200,8 +201,9 @@ def _family(lines: list[str], name: str, kind: str, help_text: str,
         lines.append(f"{name}{suffix}{{{lbl}}} {value:g}" if lbl else f"{name}{suffix} {value:g}")
 
 
-def push_outcome(push: Push) -> str:
-    return "pending" if push.pending else push.phase.value.replace("-", "_")
+def phase_outcome(phase: PushPhase) -> str:
+    """A push's outcome label in the metrics: ``pending``, or its final phase."""
+    return "pending" if phase in PENDING_PHASES else phase.value.replace("-", "_")
 
 
 # ---- the daemon ------------------------------------------------------------------------------
@@ -599,19 +601,14 @@ class Daemon:
         store, engine = self.store, self.engine
         if store is None or engine is None:
             raise RuntimeError("the daemon is not running")
-        orders: Counter[str] = Counter()
+        now = engine.clock()
+        orders = Counter(compute_status(facts, now).status.value
+                         for facts in await store.every_order_facts(engine.catalog))
+        totals = await store.push_totals()
         outcomes: Counter[str] = Counter()
-        errors: Counter[str] = Counter()
-        seconds, finished = 0.0, 0
-        for order in await store.list_orders():
-            orders[(await engine.status(order.id)).status.value] += 1
-            for push in await store.pushes_of(order.id):
-                outcomes[push_outcome(push)] += 1
-                if push.error_class is not None:
-                    errors[push.error_class.value] += 1
-                if push.finished_at is not None:
-                    finished += 1
-                    seconds += max(0.0, (push.finished_at - push.started_at).total_seconds())
+        for phase, n in totals.by_phase.items():
+            outcomes[phase_outcome(PushPhase(phase))] += n
+        errors, seconds, finished = totals.errors, totals.seconds, totals.finished
         lines: list[str] = []
         _family(lines, "ponctl_pushes_total", "counter", "Pushes recorded, by outcome.",
                 [("", {"outcome": k}, v) for k, v in sorted(outcomes.items())])

@@ -29,6 +29,7 @@ import re
 import sqlite3
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -588,6 +589,31 @@ def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
 
 def _first_free(used: set[int], pool: range) -> int | None:
     return next((i for i in pool if i not in used), None)
+
+
+def _facts(order: Order, obj: ObjectRecord | None, ont: Ont | None, push: Push | None,
+           catalog: Catalog) -> OrderFacts:
+    resolved = (catalog.resolve(order.isp, order.service_type, ont.olt)
+                if ont is not None else catalog.gaps(order.isp, order.service_type))
+    outcome: PushOutcome = NoPush() if push is None else push.outcome()
+    return OrderFacts(order_id=order.id, isp=order.isp, service_type=order.service_type,
+                      start=order.start_at, object_id=order.object_id,
+                      catalog=resolved, object_exists=obj is not None,
+                      ont_serial=obj.serial if obj is not None else None,
+                      ont=None if ont is None else ont.facts(),
+                      push=outcome, cancelled=order.cancelled_at is not None,
+                      removal_requested=order.removal_requested_at is not None,
+                      removal_done=order.removed_at is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class PushTotals:
+    """The store's pushes in numbers (see :meth:`Store.push_totals`)."""
+
+    by_phase: dict[str, int]
+    errors: dict[str, int]
+    finished: int
+    seconds: float
 
 
 # --- the store ----------------------------------------------------------------------------------
@@ -1580,15 +1606,55 @@ class Store:
             action = PushAction.REMOVE if order.removal_requested_at else PushAction.APPLY
             r = c.execute("SELECT * FROM pushes WHERE order_id = ? AND action = ?"
                           " ORDER BY id DESC LIMIT 1", (order_id, action.value)).fetchone()
-            push: PushOutcome = NoPush() if r is None else _push(r).outcome()
-            resolved = (catalog.resolve(order.isp, order.service_type, ont.olt)
-                        if ont is not None else catalog.gaps(order.isp, order.service_type))
-            return OrderFacts(order_id=order.id, isp=order.isp, service_type=order.service_type,
-                              start=order.start_at, object_id=order.object_id,
-                              catalog=resolved, object_exists=obj is not None,
-                              ont_serial=serial, ont=None if ont is None else ont.facts(),
-                              push=push, cancelled=order.cancelled_at is not None,
-                              removal_requested=order.removal_requested_at is not None,
-                              removal_done=order.removed_at is not None)
+            return _facts(order, obj, ont, None if r is None else _push(r), catalog)
+
+        return await self._read(run)
+
+    async def every_order_facts(self, catalog: Catalog) -> tuple[OrderFacts, ...]:
+        """:meth:`order_facts` of every order, from one snapshot in five queries (for the
+        daemon's metrics: one read per order would hold the event loop for a second at
+        10,000 orders)."""
+
+        def run(c: sqlite3.Connection) -> tuple[OrderFacts, ...]:
+            objects = {r["id"]: ObjectRecord(id=r["id"], address=r["address"],
+                                             created_at=_dt(r["created_at"]), serial=r["serial"])
+                       for r in c.execute("SELECT o.id, o.address, o.created_at, b.serial"
+                                          " FROM objects o LEFT JOIN bindings b"
+                                          " ON b.object_id = o.id")}
+            onts = {r["serial"]: _ont(r) for r in c.execute("SELECT * FROM onts")}
+            last = {(r["order_id"], r["action"]): _push(r) for r in c.execute(
+                "SELECT * FROM pushes WHERE id IN (SELECT max(id) FROM pushes"
+                " WHERE order_id IS NOT NULL GROUP BY order_id, action)")}
+            out = []
+            for r in c.execute("SELECT * FROM orders ORDER BY created_at, id"):
+                order = _order(r)
+                obj = objects.get(order.object_id)
+                serial = obj.serial if obj is not None else None
+                action = PushAction.REMOVE if order.removal_requested_at else PushAction.APPLY
+                out.append(_facts(order, obj, onts.get(serial) if serial else None,
+                                  last.get((order.id, action.value)), catalog))
+            return tuple(out)
+
+        return await self._read(run)
+
+    async def push_totals(self) -> PushTotals:
+        """Pushes of orders counted by outcome (``pending`` or their phase) and by error class,
+        and the count and summed seconds of the finished ones."""
+
+        def run(c: sqlite3.Connection) -> PushTotals:
+            by_phase: Counter[str] = Counter()
+            errors: Counter[str] = Counter()
+            for phase, error_class, n in c.execute(
+                    "SELECT phase, error_class, count(*) FROM pushes WHERE order_id IS NOT NULL"
+                    " GROUP BY phase, error_class"):
+                by_phase[phase] += n
+                if error_class is not None:
+                    errors[error_class] += n
+            finished, seconds = c.execute(
+                "SELECT count(*), total((julianday(finished_at) - julianday(started_at))"
+                " * 86400.0) FROM pushes WHERE order_id IS NOT NULL"
+                " AND finished_at IS NOT NULL").fetchone()
+            return PushTotals(by_phase=dict(by_phase), errors=dict(errors),
+                              finished=int(finished), seconds=max(0.0, float(seconds)))
 
         return await self._read(run)

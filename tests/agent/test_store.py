@@ -582,3 +582,41 @@ async def test_reads_see_every_acknowledged_write_and_a_loop_of_reads_lets_other
         reads += 1
         assert reads <= 64, "a run of reads never let another task run"
     await task
+
+
+async def test_every_order_facts_and_push_totals_match_the_per_order_reads(
+        store: Store) -> None:
+    """The metrics' bulk snapshot says what the per-order reads say, order by order: no
+    object, unbound, bound to an ONT, pushed and verified, failed, pending, removal requested,
+    cancelled, and a push that names no order (left out of the totals)."""
+    catalog = await asyncio.to_thread(load_catalog)
+    await store.upsert_ont(S1, "olt1", "0/1/0")
+    await store.upsert_ont(S2, "olt2", "0/1/1", state=OntState.ABSENT)
+    for obj, serial in (("obj-a", S1), ("obj-b", S2), ("obj-c", None)):
+        await store.create_object(obj, f"{obj} street")
+        if serial is not None:
+            await store.bind(obj, serial)
+    made = [(await store.create_order(obj, isp, svc, when)).order.id for obj, isp, svc, when in (
+        ("obj-a", "fibrenet", "internet", YESTERDAY), ("obj-b", "speedy", "internet", TOMORROW),
+        ("obj-c", "fibrenet", "iptv", YESTERDAY), ("obj-none", "fibrenet", "internet",
+                                                    YESTERDAY),
+        ("obj-a", "speedy", "voip", YESTERDAY), ("obj-b", "fibrenet", "internet", YESTERDAY))]
+    verified = await store.begin_push("olt1", "sha256:a", order_id=made[0])
+    await store.finish_push(verified, PushPhase.VERIFIED)
+    failed = await store.begin_push("olt2", "sha256:b", order_id=made[1])
+    await store.finish_push(failed, PushPhase.FAILED, error_class=ErrorClass.CONNECTION_ERROR,
+                            message="no route")
+    await store.begin_push("olt1", "sha256:c", order_id=made[4])  # left pending
+    await store.request_removal(made[0], "moving out")
+    await store.cancel(made[5], "changed their mind")
+    await store.begin_push("olt1", "sha256:d")  # names no order
+    bulk = await store.every_order_facts(catalog)
+    one_by_one = tuple([await store.order_facts(o.id, catalog)
+                        for o in await store.list_orders()])
+    assert bulk == one_by_one
+    assert {f.order_id for f in bulk} == set(made)
+    totals = await store.push_totals()
+    assert totals.by_phase == {"verified": 1, "failed": 1, "intent-recorded": 1}
+    assert totals.errors == {"connection-error": 1}
+    assert totals.finished == 2
+    assert 0.0 <= totals.seconds < 60.0
