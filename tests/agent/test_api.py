@@ -102,11 +102,13 @@ async def api(settings: Settings) -> AsyncIterator[tuple[Daemon, Client]]:
 
 
 async def wait_status(client: Client, oid: str, status: str, timeout: float = 20) -> Any:
+    """The order once its status is ``status`` and its history has recorded it (the engine
+    records a status a moment after the facts make it so)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         code, body, _ = await client.call("GET", f"/orders/{oid}", CSR)
         assert code == 200, body
-        if body["status"] == status:
+        if body["status"] == status and status in [e["status"] for e in body["events"]]:
             return body
         assert asyncio.get_running_loop().time() < deadline, (
             body["status"], body["message"], body["prerequisites"])
