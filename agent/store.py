@@ -1514,10 +1514,17 @@ class Store:
                 return old
             used_onu = {r[0] for r in c.execute(
                 "SELECT onu_id FROM allocations WHERE olt = ? AND pon_port = ?", (olt, pon_port))}
+            # And the numbers other ONTs hold on the device itself, as discovery reported them
+            # (ONUs provisioned before the agent, or by hand): handing one out again would
+            # have the OLT refuse the push.
+            used_onu |= {r[0] for r in c.execute(
+                "SELECT onu_id FROM onts WHERE olt = ? AND pon_port = ? AND serial != ?"
+                " AND onu_id IS NOT NULL", (olt, pon_port, serial))}
             onu_id = _first_free(used_onu, ONU_IDS)
             if onu_id is None:
                 raise AllocationExhausted(f"OLT {olt} port {pon_port} has no free onu-id: all "
-                                          f"{len(ONU_IDS)} are allocated")
+                                          f"{len(ONU_IDS)} are allocated or held on the "
+                                          f"device")
             c.execute("INSERT INTO allocations (serial, olt, pon_port, onu_id, allocated_at)"
                       " VALUES (?, ?, ?, ?, ?)", (serial, olt, pon_port, onu_id, self._now()))
             new = self._get_alloc(c, serial)
@@ -1576,6 +1583,11 @@ class Store:
             old = self._get_alloc(c, serial)
             if old is not None:
                 c.execute("DELETE FROM allocations WHERE serial = ?", (serial,))
+                # The registration is gone from the device with it: the number the ONT last
+                # reported no longer blocks the port's allocations (see allocate).
+                c.execute("UPDATE onts SET onu_id = NULL WHERE serial = ? AND olt = ? AND"
+                          " pon_port = ? AND onu_id = ?",
+                          (serial, old.olt, old.pon_port, old.onu_id))
             return old
 
         return await self._write(run)

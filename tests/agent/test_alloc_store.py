@@ -161,3 +161,25 @@ async def test_a_cancelled_order_gives_its_numbers_back_unless_a_push_is_in_flig
     await store.begin_push("olt1", "sha256:x", order_id="ord-voip")
     await store.cancel("ord-voip")
     assert await store.get_service_allocation("ord-voip") is not None
+
+
+async def test_onu_ids_held_on_the_device_are_not_handed_out_again(store: Store) -> None:
+    """An ONU provisioned before the agent (discovery reported its onu-id) keeps its number:
+    another ONT of the port gets the next free one; other ports are not affected; once the
+    agent released a number it allocated itself, the ONT's stale report does not block it."""
+    await store.upsert_ont("HWTC00000001", "olt1", "0/1/0", onu_id=0)  # by hand, before us
+    await store.upsert_ont("HWTC00000003", "olt1", "0/1/0", onu_id=2)
+    await store.upsert_ont("HWTC00000002", "olt1", "0/1/0")  # unclaimed: no number
+    got = await store.allocate("olt1", "0/1/0", "HWTC00000002")
+    assert got.onu_id == 1
+    nxt = await store.allocate("olt1", "0/1/0", "HWTC00000009")
+    assert nxt.onu_id == 3  # 0 and 2 are the device's, 1 ours
+    assert (await store.allocate("olt1", "0/1/1", "HWTC00000008")).onu_id == 0
+    # The ONT with its registration on the device reports the number we gave it; releasing
+    # it (its registration removed) frees the number for the next ONT.
+    await store.upsert_ont("HWTC00000002", "olt1", "0/1/0", onu_id=1)
+    assert (await store.release("HWTC00000002")) is not None
+    ont = await store.get_ont("HWTC00000002")
+    assert ont is not None
+    assert ont.onu_id is None
+    assert (await store.allocate("olt1", "0/1/0", "HWTC00000007")).onu_id == 1
