@@ -103,8 +103,9 @@ def topology_data(trap_port: int, shape: Shape = Shape()) -> dict[str, Any]:
     data["trap_targets"] = [{"address": "127.0.0.1", "port": trap_port, "version": "v2c",
                              "community": TRAP_COMMUNITY}]
     for olt in data["olts"]:
-        # The agent's allocator knows nothing of ONUs configured on the OLT before it came
-        # (it would hand out their onu-ids and GEM ports again): keep only unclaimed ONTs.
+        # The agent's allocator knows the onu-ids of ONUs configured on the OLT before it came
+        # (discovery reports them) but not their GEM ports and alloc-ids, which it would hand
+        # out again: keep only unclaimed ONTs.
         olt["onts"] = [o for o in olt["onts"] if "configured" not in o]
         ports, per_port = shape.of(olt["name"])
         olt["pon_ports"] = ports
