@@ -404,6 +404,45 @@ def check_olt(olt: Olt, serials: list[str]) -> None:
         assert len(ont.applied) == 1, (serial, ont.applied)
 
 
+# ---- shared by the crash runs ------------------------------------------------------------
+def new_agent(lab: Lab, work: Path, trap_port: int) -> tuple[Agent, int]:
+    """The daemon's settings file in ``work`` (its store there too, its API on a free port)
+    and the :class:`Agent` that runs it with its secrets in its environment; the API port."""
+    api_port = free_port(socket.SOCK_STREAM)
+    config = work / "agent.yaml"
+    config.write_text(yaml.safe_dump(agent_settings(lab, work, api_port, trap_port)),
+                      encoding="utf-8")
+    env = {**os.environ, PASSWORD_VAR: PASSWORD, COMMUNITY_VAR: COMMUNITY,
+           TRAP_VAR: TRAP_COMMUNITY, ADMIN_VAR: ADMIN}
+    return Agent(config, work / "agent.log", env), api_port
+
+
+async def api_up(api: Api) -> bool:
+    try:
+        code, _ = await api.call("GET", "/onts")
+    except DOWN:
+        return False
+    return code == 200
+
+
+async def abandon(agent: Agent, creating: asyncio.Future[list[None]] | None) -> None:
+    """After a failed check: stop the OSS, kill the daemon, print the tail of its log."""
+    if creating is not None:
+        creating.cancel()
+        with contextlib.suppress(BaseException):
+            await creating
+    await agent.abort()
+    lines = agent.log.read_text(encoding="utf-8").splitlines() if agent.log.exists() else []
+    print(f"the agent's stderr ({agent.log}), last {LOG_TAIL} lines:", *lines[-LOG_TAIL:],
+          sep="\n", file=sys.stderr)
+
+
+def check_no_secret_logged(agent: Agent) -> None:
+    log_text = agent.log.read_text(encoding="utf-8")
+    for secret in (PASSWORD, COMMUNITY, TRAP_COMMUNITY, ADMIN):
+        assert secret not in log_text, "a secret is in the agent's log"
+
+
 # ---- kills at random points ---------------------------------------------------------------
 @contextlib.asynccontextmanager
 async def crash_lab(shape: Shape = Shape()) -> AsyncIterator[tuple[Lab, int]]:
@@ -457,13 +496,7 @@ async def run_random_kills(lab: Lab, trap_port: int, work: Path, *, kills: int, 
     printing the tail of the daemon's log."""
     rng = random.Random(seed)
     serials = generated(lab)
-    api_port = free_port(socket.SOCK_STREAM)
-    config = work / "agent.yaml"
-    config.write_text(yaml.safe_dump(agent_settings(lab, work, api_port, trap_port)),
-                      encoding="utf-8")
-    env = {**os.environ, PASSWORD_VAR: PASSWORD, COMMUNITY_VAR: COMMUNITY,
-           TRAP_VAR: TRAP_COMMUNITY, ADMIN_VAR: ADMIN}
-    agent = Agent(config, work / "agent.log", env)
+    agent, api_port = new_agent(lab, work, trap_port)
     deadline = max(DEADLINE, len(serials) / 5)  # activation at >= 5 ONTs/s, start-up included
     t0 = time.monotonic()
     records: list[KillRecord] = []
@@ -474,14 +507,6 @@ async def run_random_kills(lab: Lab, trap_port: int, work: Path, *, kills: int, 
         async with aiohttp.ClientSession() as session:
             api = Api(session, api_port)
             oss = Oss(api, pace=pace)
-
-            async def api_up() -> bool:
-                try:
-                    code, _ = await api.call("GET", "/onts")
-                except DOWN:
-                    return False
-                return code == 200
-
             await agent.start()
             store = await Store(work / "ponctl.sqlite3").open()
             try:
@@ -507,7 +532,7 @@ async def run_random_kills(lab: Lab, trap_port: int, work: Path, *, kills: int, 
                 await asyncio.wait_for(creating, deadline)
                 await until("every order is active", lambda: settled(store, len(serials)),
                             agent, deadline)
-                await until("the API is up", api_up, agent)
+                await until("the API is up", lambda: api_up(api), agent)
                 elapsed = time.monotonic() - t0
                 await check_orders(api, oss, serials)
                 assert await store.pending_pushes() == ()
@@ -521,17 +546,8 @@ async def run_random_kills(lab: Lab, trap_port: int, work: Path, *, kills: int, 
             finally:
                 await store.close()
     except BaseException:
-        if creating is not None:
-            creating.cancel()
-            with contextlib.suppress(BaseException):
-                await creating
-        await agent.abort()
-        lines = agent.log.read_text(encoding="utf-8").splitlines() if agent.log.exists() else []
-        print(f"the agent's stderr ({agent.log}), last {LOG_TAIL} lines:", *lines[-LOG_TAIL:],
-              sep="\n", file=sys.stderr)
+        await abandon(agent, creating)
         raise
-    log_text = agent.log.read_text(encoding="utf-8")
-    for secret in (PASSWORD, COMMUNITY, TRAP_COMMUNITY, ADMIN):
-        assert secret not in log_text, "a secret is in the agent's log"
+    check_no_secret_logged(agent)
     resumed = len({pid for k in pending_by_kill for pid in k})
     return CrashSummary(len(serials), records, oss.retries, elapsed, final, resumed)

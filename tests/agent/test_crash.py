@@ -33,11 +33,8 @@ orders show them going from awaiting provisioning to active after the kill.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
-import socket
-import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -45,33 +42,23 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-import yaml
 
 from agent.store import PushPhase, Store
 from simulator.lab import Lab
 from tests.agent.crash_env import (
-    ADMIN,
-    ADMIN_VAR,
-    COMMUNITY,
-    COMMUNITY_VAR,
     DEADLINE,
-    DOWN,
-    LOG_TAIL,
-    PASSWORD,
-    PASSWORD_VAR,
-    TRAP_COMMUNITY,
-    TRAP_VAR,
-    Agent,
     Api,
     Oss,
     Shape,
-    agent_settings,
+    abandon,
+    api_up,
+    check_no_secret_logged,
     check_olt,
     check_orders,
     check_resumed,
     crash_lab,
-    free_port,
     generated,
+    new_agent,
     pending_ids,
     push_counts,
     run_random_kills,
@@ -96,13 +83,7 @@ async def test_kill_9_during_a_bulk_push_loses_no_order_and_duplicates_no_config
     lab, trap_port = scripted_lab
     serials = generated(lab)
     assert len(serials) == SCRIPTED.total
-    api_port = free_port(socket.SOCK_STREAM)
-    config = tmp_path / "agent.yaml"
-    config.write_text(yaml.safe_dump(agent_settings(lab, tmp_path, api_port, trap_port)),
-                      encoding="utf-8")
-    env = {**os.environ, PASSWORD_VAR: PASSWORD, COMMUNITY_VAR: COMMUNITY,
-           TRAP_VAR: TRAP_COMMUNITY, ADMIN_VAR: ADMIN}
-    agent = Agent(config, tmp_path / "agent.log", env)
+    agent, api_port = new_agent(lab, tmp_path, trap_port)
     rng = random.Random(os.environ.get("PYTEST_XDIST_WORKER", "") + request.node.nodeid)
     t0 = time.monotonic()
     kills: list[dict[int, str]] = []  # per kill: the pushes it left pending (id -> order)
@@ -113,13 +94,6 @@ async def test_kill_9_during_a_bulk_push_loses_no_order_and_duplicates_no_config
             api = Api(session, api_port)
             oss = Oss(api)
 
-            async def api_up() -> bool:
-                try:
-                    code, _ = await api.call("GET", "/onts")
-                except DOWN:
-                    return False
-                return code == 200
-
             async def discovered() -> bool:
                 code, body = await api.call("GET", "/onts")
                 up = {o["serial"] for o in body["onts"] if o["state"] == "up"}
@@ -128,7 +102,7 @@ async def test_kill_9_during_a_bulk_push_loses_no_order_and_duplicates_no_config
             # Run 1: the agent discovers every ONT (olt2 through its trap listener's first
             # walk), then the OSS sends its orders in a quick stream: a bulk push.
             await agent.start()
-            await until("the API is up", api_up, agent)
+            await until("the API is up", lambda: api_up(api), agent)
             await until("every generated ONT is discovered", discovered, agent)
             store = await Store(tmp_path / "ponctl.sqlite3").open()
             try:
@@ -214,7 +188,7 @@ async def test_kill_9_during_a_bulk_push_loses_no_order_and_duplicates_no_config
                 await agent.start()
                 await asyncio.wait_for(creating, DEADLINE)
                 await until("every order is active", lambda: settled(store, total), agent)
-                await until("the API is up", api_up, agent)
+                await until("the API is up", lambda: api_up(api), agent)
                 elapsed = time.monotonic() - t0
                 await check_orders(api, oss, serials)
                 pending = await store.pending_pushes()
@@ -230,20 +204,9 @@ async def test_kill_9_during_a_bulk_push_loses_no_order_and_duplicates_no_config
             print(f"{len(kills)} kills, {oss.retries} OSS retries, all active after "
                   f"{elapsed:.1f} s")
     except BaseException:
-        if creating is not None:
-            creating.cancel()
-            with contextlib.suppress(BaseException):
-                await creating
-        await agent.abort()
-        lines = agent.log.read_text(encoding="utf-8").splitlines() if agent.log.exists() else []
-        print(f"the agent's stderr ({agent.log}), last {LOG_TAIL} lines:", *lines[-LOG_TAIL:],
-              sep="\n", file=sys.stderr)
+        await abandon(agent, creating)
         raise
-    log_text = agent.log.read_text(encoding="utf-8")
-    for secret in (PASSWORD, COMMUNITY, TRAP_COMMUNITY, ADMIN):
-        assert secret not in log_text
-
-
+    check_no_secret_logged(agent)
 
 
 @pytest.mark.timeout(int(os.environ.get("PONCTL_CRASH_TIMEOUT", "150")))
