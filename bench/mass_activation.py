@@ -12,7 +12,8 @@ Three processes, so that each one's CPU is its own:
   agent         ``ponctl agent run`` with a generated settings file: the 8 OLTs over NETCONF
                 (known hosts from the lab's endpoints), gateway class ``sim-s`` (SNMP v2c) --
                 or ``--gateways mix``: NETCONF, SNMP and SSH gateways in rotation --, PHAN
-                keys, a fresh SQLite store, default engine options (batch window 50 ms)
+                keys, a fresh SQLite store, default engine options (no batch window: a
+                NETCONF queue takes whatever queued during its previous transaction)
   this script   the OSS and the field: through the agent's API, for each ONT an object, its
                 binding, a subscriber, a line of service, the gateway, the line's association
                 (which issues the PHAN URL) and an internet order starting now -- all before
