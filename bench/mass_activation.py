@@ -7,11 +7,12 @@ URL written; single-activation latency on an idle system; growth with the number
 Three processes, so that each one's CPU is its own:
 
   simulator     ``ponctl sim run`` on configs/lab-mass.yaml (8 OLTs x 16 PON ports x 80 ONTs,
-                NETCONF only, one SNMP gateway behind each ONT, no ONT plugged in at start,
+                NETCONF only, one gateway behind each ONT (its model set by --gateways), no ONT
+                plugged in at start,
                 ranging_delay 0: no simulated delay), its control endpoint on a free port
   agent         ``ponctl agent run`` with a generated settings file: the 8 OLTs over NETCONF
-                (known hosts from the lab's endpoints), gateway class ``sim-s`` (SNMP v2c) --
-                or ``--gateways mix``: NETCONF, SNMP and SSH gateways in rotation --, PHAN
+                (known hosts from the lab's endpoints), gateway class ``sim-n`` (NETCONF) --
+                or ``--gateways snmp|ssh``, or ``mix``: the three in rotation --, PHAN
                 keys, a fresh SQLite store, default engine options (no batch window: a
                 NETCONF queue takes whatever queued during its previous transaction)
   this script   the OSS and the field: through the agent's API, for each ONT an object, its
