@@ -8,8 +8,8 @@ Three processes, so that each one's CPU is its own:
 
   simulator     ``ponctl sim run`` on configs/lab-mass.yaml (8 OLTs x 16 PON ports x 80 ONTs,
                 NETCONF only, one gateway behind each ONT (its model set by --gateways), no ONT
-                plugged in at start,
-                ranging_delay 0: no simulated delay), its control endpoint on a free port
+                plugged in at start, ranging_delay 0: no simulated delay), its control
+                endpoint on a free port
   agent         ``ponctl agent run`` with a generated settings file: the 8 OLTs over NETCONF
                 (known hosts from the lab's endpoints), gateway class ``sim-n`` (NETCONF) --
                 or ``--gateways snmp|ssh``, or ``mix``: the three in rotation --, PHAN
