@@ -55,7 +55,7 @@ from agent.profiles import Profile, load_profile
 from agent.push import OltQueue, Outcome, PushJob, PushResult, RetryPolicy, Stage, with_retries
 from agent.render import Payload, RenderError, render, render_removal, render_service
 from agent.settings import Device, Settings, SettingsError
-from agent.status import ErrorClass, OrderStatus, Status, compute_status
+from agent.status import ErrorClass, OrderFacts, OrderStatus, Status, compute_status
 from agent.store import (
     AllocationExhausted,
     Conflict,
@@ -270,13 +270,17 @@ class Engine:
 
     async def _note(self, order_id: str) -> OrderStatus:
         """Compute the status; append it to the history if it (or its error class) changed."""
-        st = await self.status(order_id)
-        events = await self.store.order_events(order_id)
-        last = next((e for e in reversed(events) if e.status in _HISTORY_STATUSES), None)
+        return (await self._note_facts(order_id))[0]
+
+    async def _note_facts(self, order_id: str) -> tuple[OrderStatus, OrderFacts]:
+        """:meth:`_note`, and the facts the status was computed from."""
+        facts = await self.store.order_facts(order_id, self.catalog)
+        st = compute_status(facts, self.clock())
+        last = await self.store.last_status_event(order_id, _HISTORY_STATUSES)
         if last is None or (last.status, last.error_class) != (st.status.value, st.error_class):
             await self.store.record_order_event(order_id, st.status.value, st.message,
                                                 st.error_class)
-        return st
+        return st, facts
 
     # ---- planning ----------------------------------------------------------------------------
     async def plan(self, order_id: str) -> Plan:
@@ -542,12 +546,11 @@ class Engine:
 
     async def _reconcile(self, order_id: str, retry: Collection[ErrorClass], *,
                          force: bool) -> OrderStatus:
-        st = await self._note(order_id)
+        st, facts = await self._note_facts(order_id)
         if st.status is Status.ACTIVE and not force:
             return st
         if st.status not in (Status.AWAITING_PROVISIONING, Status.ACTIVE):
             return st
-        facts = await self.store.order_facts(order_id, self.catalog)
         pushes = await self.store.pushes_of(order_id)
         if pushes and pushes[-1].pending:
             return st  # a crash left it in flight: resume() re-runs it

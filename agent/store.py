@@ -30,7 +30,7 @@ import sqlite3
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -1385,6 +1385,18 @@ class Store:
             return self._event(c, order_id, status, error_class, message)
 
         return await self._write(run)
+
+    async def last_status_event(self, order_id: str,
+                                statuses: Collection[str]) -> OrderEvent | None:
+        """The order's latest history event whose status is one of ``statuses``."""
+        marks = ", ".join("?" for _ in statuses)
+
+        def run(c: sqlite3.Connection) -> OrderEvent | None:
+            r = c.execute(f"SELECT * FROM order_events WHERE order_id = ? AND status IN ({marks})"  # noqa: S608
+                          " ORDER BY id DESC LIMIT 1", (order_id, *statuses)).fetchone()
+            return None if r is None else _event(r)
+
+        return await self._read(run)
 
     async def order_events(self, order_id: str) -> tuple[OrderEvent, ...]:
         def run(c: sqlite3.Connection) -> tuple[OrderEvent, ...]:
