@@ -66,6 +66,7 @@ from agent.profiles import load_profile  # noqa: E402
 from agent.push import OltQueue, PushJob  # noqa: E402
 from agent.render import render  # noqa: E402
 from agent.settings import Settings  # noqa: E402
+from bench.report import markdown_table  # noqa: E402
 from drivers.base import Driver  # noqa: E402
 from drivers.cli import CliDriver, load_platform  # noqa: E402
 from drivers.netconf import NetconfDriver  # noqa: E402
@@ -605,18 +606,6 @@ def run_per_protocol(onts: LabSpec, gws: LabSpec, repeat: int) -> dict[str, dict
 
 
 # ---- report ---------------------------------------------------------------------------------
-def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = []
-    for i, row in enumerate([header, *rows]):
-        lines.append("| " + " | ".join(c.ljust(w) if j == 0 else c.rjust(w)
-                                        for j, (c, w) in enumerate(zip(row, widths, strict=True)))
-                     + " |")
-        if i == 0:
-            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
-
-
 def _failed(r: dict[str, Any]) -> str:
     return "/".join(str(f) for f in r["failed_per_run"])
 
@@ -632,8 +621,8 @@ def contenders_table(results: dict[str, dict[str, Any]]) -> str:
             else "-"
         rows.append((name, f"{rate:,.1f}", ratio, str(r["onts_per_run"]), _failed(r),
                      f"{r['client_cpu_ms_per_ont']:.2f}", f"{r['server_cpu_ms_per_ont']:.2f}"))
-    return table(("contender", "ONTs/s", "ponctl / it", "ONTs", "failed", "client ms/ONT",
-                  "server ms/ONT"), rows)
+    return markdown_table([("contender", "ONTs/s", "ponctl / it", "ONTs", "failed",
+                            "client ms/ONT", "server ms/ONT"), *rows])
 
 
 def per_protocol_table(results: dict[str, dict[str, Any]]) -> str:
@@ -643,8 +632,8 @@ def per_protocol_table(results: dict[str, dict[str, Any]]) -> str:
         rows.append((name, f"{r[unit + '_per_s']:,.1f}", str(r[unit + "s_per_run"]), _failed(r),
                      f"{r['client_cpu_ms_per_' + unit]:.2f}",
                      f"{r['server_cpu_ms_per_' + unit]:.2f}"))
-    return table(("ponctl", "per s", "items", "failed", "client ms/item", "server ms/item"),
-                 rows)
+    return markdown_table([("ponctl", "per s", "items", "failed", "client ms/item",
+                            "server ms/item"), *rows])
 
 
 def machine() -> str:

@@ -46,6 +46,7 @@ import asyncssh
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
+from bench.report import markdown_table  # noqa: E402
 from drivers.netconf import NetconfDriver  # noqa: E402
 from drivers.ssh_transport import SshTarget  # noqa: E402
 
@@ -263,15 +264,7 @@ def table(results: dict[str, dict[str, float]], baseline: str) -> str:
     for name, r in results.items():
         rows.append((name, f"{r['rpc_per_s']:,.0f}", f"{r['rpc_per_s'] / base:.2f}",
                      f"{r['client_cpu_ms_per_rpc']:.3f}", f"{r['server_cpu_ms_per_rpc']:.3f}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for i, row in enumerate(rows):
-        lines.append("| " + " | ".join(c.ljust(w) if j == 0 else c.rjust(w)
-                                        for j, (c, w) in enumerate(zip(row, widths, strict=True)))
-                     + " |")
-        if i == 0:
-            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
+    return markdown_table(rows)
 
 
 def main() -> None:

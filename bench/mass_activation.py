@@ -74,6 +74,7 @@ sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
 from agent.client import ApiClient  # noqa: E402
 from agent.phan import KEYS_ENV_VAR, Keyring  # noqa: E402
+from bench.report import markdown_table  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "mass_activation.json"
 TOPOLOGY = REPO / "configs" / "lab-mass.yaml"
@@ -627,18 +628,6 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    out = []
-    for i, row in enumerate(rows):
-        out.append("| " + " | ".join(c.ljust(w) if j == 0 else c.rjust(w)
-                                      for j, (c, w) in enumerate(zip(row, widths, strict=True)))
-                   + " |")
-        if i == 0:
-            out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(out)
-
-
 def growth_table(summary: list[dict[str, Any]]) -> str:
     rows = [["ONTs", "runs", "ONTs/s", "window s", "p50 ms", "p99 ms", "agent CPU s",
              "CPU ms/ONT", "agent peak RSS MiB", "sim CPU s", "setup s", "failures"]]
@@ -648,7 +637,7 @@ def growth_table(summary: list[dict[str, Any]]) -> str:
                      f"{s['agent_cpu_s']:.1f}", f"{s['agent_cpu_ms_per_ont']:.2f}",
                      f"{s['agent_peak_rss_mib']:.0f}", f"{s['sim_cpu_s']:.1f}",
                      f"{s['setup_s']:.1f}", str(s["failures"])])
-    return table(rows)
+    return markdown_table(rows)
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:

@@ -60,11 +60,9 @@ import asyncssh
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script from anywhere
-sys.path.insert(0, str(REPO / "bench"))
 
-import driver_netconf as dn  # noqa: E402 - the NETCONF measuring loop is shared
-import driver_snmp as ds  # noqa: E402 - and so is the private snmpd
-
+from bench import driver_netconf as dn  # noqa: E402 - the NETCONF measuring loop is shared
+from bench import driver_snmp as ds  # noqa: E402 - and so is the private snmpd
 from drivers.snmp.client import SnmpClient  # noqa: E402
 from drivers.snmp.target import SnmpTarget  # noqa: E402
 from drivers.snmp.varbind import Varbind, VarType  # noqa: E402

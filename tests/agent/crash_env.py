@@ -21,7 +21,7 @@ import sqlite3
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -332,11 +332,8 @@ def onu_counts(olt: Olt) -> dict[str, OnuCount]:
     gems = [venet[row[0]] for row in dv._gem_rows(root, "gemports", "gemport", "interface")
             if row[0] in venet]
 
-    def count(serials: Iterable[str | None]) -> Counter[str | None]:
-        return Counter(serials)
-
-    per = [count(vani.values()), count(forwarders), count(user.values()), count(uni_subifs),
-           count(gems)]
+    per = [Counter(vani.values()), Counter(forwarders), Counter(user.values()),
+           Counter(uni_subifs), Counter(gems)]
     return {serial: OnuCount(*(c[serial] for c in per)) for serial in per[0]
             if serial is not None}
 

@@ -106,3 +106,11 @@ async def line_state(c: Client, code: str, phase: str, timeout: float = 20,
         await asyncio.sleep(0.05)
 
 
+async def written_line(c: Client, code: str, gateway: str) -> str:
+    """Create line ``code``, associate it with ``gateway`` and wait until the gateway holds
+    its PHAN URL; the URL."""
+    await c.call("POST", "/lines", body={"code": code})
+    status, body = await c.call("POST", f"/lines/{code}/gateway", body={"gateway": gateway})
+    assert status == 200, body
+    await line_state(c, code, "written")
+    return str(body["phan_url"])

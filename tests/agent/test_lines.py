@@ -45,6 +45,7 @@ from tests.agent.lines_env import (
     lab_settings,
     line_state,
     register,
+    written_line,
 )
 from tests.agent.test_engine import HWTC
 from tests.conftest import eventually
@@ -202,10 +203,7 @@ async def test_rma_moves_the_url_and_clears_the_old_gateway(
     lab = own_lab
     old = await register(c, A001, "sim-n", lab)
     new = await register(c, A002, "sim-s", lab)
-    await c.call("POST", "/lines", body={"code": "LOS-R"})
-    status, body = await c.call("POST", "/lines/LOS-R/gateway", body={"gateway": old})
-    url = body["phan_url"]
-    await line_state(c, "LOS-R", "written")
+    url = await written_line(c, "LOS-R", old)
     assert lab.gateways[old].phan_url == url
     status, body = await c.call("POST", f"/gateways/{old}/replace", body={"new_gateway": new},
                                 token=CSR)
@@ -350,10 +348,7 @@ async def test_moving_a_line_writes_the_new_gateway_and_clears_the_old(
     lab = own_lab
     old = await register(c, A001, "sim-n", lab)
     new = await register(c, A002, "sim-s", lab)
-    await c.call("POST", "/lines", body={"code": "LOS-M"})
-    status, body = await c.call("POST", "/lines/LOS-M/gateway", body={"gateway": old})
-    url = body["phan_url"]
-    await line_state(c, "LOS-M", "written")
+    url = await written_line(c, "LOS-M", old)
     status, body = await c.call("POST", "/lines/LOS-M/gateway", body={"gateway": new})
     assert status == 409, body  # without move
     status, body = await c.call("POST", "/lines/LOS-M/gateway",
