@@ -30,7 +30,8 @@ peak RSS: VmHWM from /proc/<pid>/status at the end (the whole life of the proces
 included). Afterwards every order's last event must be ``active``, every gateway state
 ``written`` with the line's URL, every ONT operational with its service applied on its OLT
 and every gateway holding its line's URL in the simulator (read through the control
-endpoint); failures are counted and reported.
+endpoint); failures are counted and reported. Then ``GET /metrics`` is timed on the idle
+agent with every order in its store (median of 3 scrapes: wall time and agent CPU).
 
 Single activation (``--single K``): a fresh lab and agent with K ONTs set up; they are plugged
 in one at a time, each after the previous one's order is active and its gateway written and
@@ -544,6 +545,7 @@ async def _mass(lab: Lab, n: int, args: argparse.Namespace) -> dict[str, Any]:
                       if out["gateways"].get(t.gateway, ("", "", None))[0] != "written"
                       or out["gateways"][t.gateway][1] != out["urls"].get(t.gateway))
     sim_check = await verify_lab(lab, targets, out["urls"])
+    scrape = await metrics_scrape(lab)
     result = {
         "onts": n,
         "onts_per_s": round(n / window, 1),
@@ -566,11 +568,32 @@ async def _mass(lab: Lab, n: int, args: argparse.Namespace) -> dict[str, Any]:
         "setup_agent_cpu_s": round(a1 - a0, 2),
         "setup_sim_cpu_s": round(s1 - s0, 2),
         "pushes": out["pushes"],
+        "metrics_scrape": scrape,
         "failures": {"orders_not_active": not_active, "gateway_states_not_written": not_written,
                      **sim_check},
     }
     print(f"  n={n}: {json.dumps(result)}", file=sys.stderr)
     return result
+
+
+async def metrics_scrape(lab: Lab, times: int = 3) -> dict[str, float]:
+    """``GET /metrics`` on the idle agent with every order in the store: the median wall time
+    and agent CPU of one scrape, and the size of the exposition."""
+    walls: list[float] = []
+    cpus: list[float] = []
+    size = 0
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
+        for _ in range(times):
+            c0, t0 = lab.agent.cpu(), time.perf_counter()
+            async with http.get(lab.api + "/metrics") as r:
+                body = await r.read()
+                if r.status != 200:
+                    raise RuntimeError(f"/metrics answered {r.status}: {body[:200]!r}")
+            walls.append(time.perf_counter() - t0)
+            cpus.append(lab.agent.cpu() - c0)
+            size = len(body)
+    return {"wall_ms": round(statistics.median(walls) * 1000, 1),
+            "agent_cpu_ms": round(statistics.median(cpus) * 1000, 1), "bytes": size}
 
 
 async def single_run(k: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -624,19 +647,22 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "agent_peak_rss_mib": med(lambda r: r["agent_peak_rss_mib"]),
         "sim_cpu_s": med(lambda r: r["sim_cpu_s"]),
         "setup_s": med(lambda r: r["setup_s"]),
+        "metrics_scrape_ms": med(lambda r: r["metrics_scrape"]["wall_ms"]),
         "failures": sum(sum(r["failures"].values()) for r in runs),
     }
 
 
 def growth_table(summary: list[dict[str, Any]]) -> str:
     rows = [["ONTs", "runs", "ONTs/s", "window s", "p50 ms", "p99 ms", "agent CPU s",
-             "CPU ms/ONT", "agent peak RSS MiB", "sim CPU s", "setup s", "failures"]]
+             "CPU ms/ONT", "agent peak RSS MiB", "sim CPU s", "setup s", "/metrics ms",
+             "failures"]]
     for s in summary:
         rows.append([f"{s['onts']:,}", str(s["runs"]), f"{s['onts_per_s']:,.0f}",
                      f"{s['window_s']:.1f}", f"{s['p50_ms']:,.0f}", f"{s['p99_ms']:,.0f}",
                      f"{s['agent_cpu_s']:.1f}", f"{s['agent_cpu_ms_per_ont']:.2f}",
                      f"{s['agent_peak_rss_mib']:.0f}", f"{s['sim_cpu_s']:.1f}",
-                     f"{s['setup_s']:.1f}", str(s["failures"])])
+                     f"{s['setup_s']:.1f}", f"{s['metrics_scrape_ms']:.0f}",
+                     str(s["failures"])])
     return markdown_table(rows)
 
 

@@ -246,7 +246,7 @@ class Lab:
                     await result
             except Exception as exc:  # noqa: BLE001 - shutdown collects every error
                 errors.append(exc)
-        dev = self.devices.get(name)
+        dev = self.olts.get(name) or self.gateways.get(name)  # not self.devices: a copy
         if dev is not None:
             dev.ports.clear()
         return errors

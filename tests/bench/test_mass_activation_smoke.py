@@ -33,6 +33,7 @@ def test_the_benchmark_activates_every_ont_at_a_tiny_size(tmp_path: Path) -> Non
     assert run["pushes"] >= 1
     assert run["agent_peak_rss_mib"] > 0
     assert run["agent_cpu_s"] >= 0
+    assert run["metrics_scrape"]["bytes"] > 0  # /metrics answered 200 with every order stored
     assert report["single"]["runs"][0]["samples"] == 2
     assert "| ONTs" in proc.stdout
     assert "single activation" in proc.stdout
