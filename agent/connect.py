@@ -72,6 +72,19 @@ def snmp_target(device: Device, environ: Mapping[str, str] | None = None) -> Snm
                       security_level="authPriv", timeout=device.timeout)
 
 
+def netconf_driver(target: SshTarget) -> NetconfDriver:
+    """The agent's NETCONF driver session for ``target`` (unconnected).
+
+    Confirmed commits without a persist token: if the agent dies between commit and confirm,
+    the device reverts the change when the session drops, instead of refusing every other
+    commit until the confirm timeout (a restarted agent re-runs the push, whose record is
+    still pending). Scoped compare: a push reads only the entries its payload names, so its
+    cost follows the batch, not the OLT's size (whole-datastore reads made 10,000 ONTs
+    quadratic).
+    """
+    return NetconfDriver(target, persist_confirmed=False, scoped_compare=True)
+
+
 def driver_factory(device: Device, profile: Profile,
                    environ: Mapping[str, str] | None = None) -> DriverFactory:
     """A function that makes a new (unconnected) driver session for ``device``.
@@ -83,13 +96,7 @@ def driver_factory(device: Device, profile: Profile,
                             f"{profile.name!r} is for {profile.protocol}")
     if device.protocol == "netconf":
         nc_target = ssh_target(device, environ)
-        # Confirmed commits without a persist token: if the agent dies between commit and
-        # confirm, the device reverts the change when the session drops, instead of refusing
-        # every other commit until the confirm timeout (a restarted agent re-runs the push,
-        # whose record is still pending).
-        # Scoped compare: a push reads only the entries its payload names, so its cost follows
-        # the batch, not the OLT's size (whole-datastore reads made 10,000 ONTs quadratic).
-        return lambda: NetconfDriver(nc_target, persist_confirmed=False, scoped_compare=True)
+        return lambda: netconf_driver(nc_target)
     if device.protocol == "snmp":
         target = snmp_target(device, environ)
         return lambda: SnmpDriver(target)

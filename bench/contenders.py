@@ -13,10 +13,12 @@ so every contender sends the same NETCONF XML or the same Huawei CLI lines. A ra
 ONTs that the simulator afterwards reports operational with that service applied: whatever a
 contender got wrong is reported as failed, never counted.
 
-* ponctl: one agent.push.OltQueue per OLT as agent.engine.Engine opens them (4 workers, plain
-  commit, default retries, a 32-push limiter), one PushJob per ONT, all submitted at once;
-  NETCONF batches up to 32 jobs per transaction ("unbatched": batch_max 1). Each push renders,
-  locks, loads, compares, commits and reads back (verify) as the agent always does.
+* ponctl: one agent.push.OltQueue per OLT as agent.engine.Engine opens them (the agent's
+  drivers, agent.connect: NETCONF with a scoped compare; 4 workers, a confirmed commit of 120 s
+  where the device offers one, default retries, a 32-push limiter), one PushJob per ONT, all
+  submitted at once; NETCONF batches up to 32 jobs per transaction ("unbatched": batch_max 1).
+  Each push renders, locks, loads, compares, commits, reads back (verify) and confirms as the
+  agent always does.
 * Nornir scripts: the OLTs as Nornir hosts, ThreadedRunner (20 workers, so one thread per
   OLT); each host's task opens one session and, per ONT, locks the candidate, edit-configs,
   commits and unlocks with netconf-client's Manager or ncclient's manager (with its send-queue
@@ -58,6 +60,7 @@ from typing import Any, cast
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
+from agent.connect import netconf_driver  # noqa: E402
 from agent.gateways import GatewayWriter  # noqa: E402
 from agent.intent import BandwidthProfile, OntIntent, ServiceIntent  # noqa: E402
 from agent.lines import Gateway as LineGateway  # noqa: E402
@@ -69,7 +72,6 @@ from agent.settings import Settings  # noqa: E402
 from bench.report import markdown_table  # noqa: E402
 from drivers.base import Driver  # noqa: E402
 from drivers.cli import CliDriver, load_platform  # noqa: E402
-from drivers.netconf import NetconfDriver  # noqa: E402
 from drivers.snmp import SnmpDriver, SnmpTarget  # noqa: E402
 from drivers.ssh_transport import SshTarget  # noqa: E402
 
@@ -319,7 +321,7 @@ def ponctl_driver(server: Server, olt: str, protocol: str) -> Callable[[], Drive
     ssh = SshTarget("127.0.0.1", server.port(olt, protocol), USER, PASSWORD,
                     known_hosts_text=server.known_hosts, timeout=30)
     if protocol == "netconf":
-        return lambda: NetconfDriver(ssh)
+        return lambda: netconf_driver(ssh)
     cli = load_platform("huawei-olt")
     return lambda: CliDriver(ssh, cli)
 
@@ -327,7 +329,7 @@ def ponctl_driver(server: Server, olt: str, protocol: str) -> Callable[[], Drive
 def ponctl_onts(protocol: str, *, batch_max: int = 32, concurrency: int = 4,
                 verify: bool = True) -> Go:
     """The agent's path: one OltQueue per OLT (as agent.engine.Engine opens them: 4 workers,
-    plain commit, read-back verify, default retries), one PushJob per ONT (its registration
+    confirmed commit, read-back verify, default retries), one PushJob per ONT (its registration
     and its service, rendered inside push() as always), all submitted at once."""
     profile = load_profile(PROFILE_OF[protocol])
 
@@ -335,7 +337,7 @@ def ponctl_onts(protocol: str, *, batch_max: int = 32, concurrency: int = 4,
         limiter = asyncio.Semaphore(32)  # Settings.max_concurrent_pushes
         queues = [OltQueue(ponctl_driver(server, olt, protocol), profile,
                            concurrency=concurrency, batch_max=batch_max, limiter=limiter,
-                           verify=verify, confirm_timeout=None)
+                           verify=verify, confirm_timeout=120)  # Engine's default
                   for olt in jobs]
         for q in queues:
             q.start()
