@@ -1,7 +1,7 @@
 """ponctl against the scripts users write today, and ponctl per protocol (issue 5, items 2-3).
 
-    python bench/contenders.py contenders   [--olts 4 --onts 24] [--repeat 3] [--only TEXT]
-    python bench/contenders.py per-protocol [--onts 24 --gateways 24] [--repeat 3]
+    python bench/contenders.py contenders   [--olts 4 --onts 64] [--repeat 3] [--only TEXT]
+    python bench/contenders.py per-protocol [--onts 64 --gateways 64] [--repeat 3]
     python bench/contenders.py all          (both; --out DIR for the JSON files)
 
 What is measured. The simulator runs in a subprocess (this script with --serve), so client and
@@ -650,9 +650,10 @@ def main() -> None:
                     default="all")
     ap.add_argument("--repeat", type=int, default=3, help="fresh-lab runs per row (median)")
     ap.add_argument("--olts", type=int, default=4, help="OLTs (contenders)")
-    ap.add_argument("--onts", type=int, default=24, help="ONTs per OLT (contenders; "
+    # 64: enough ONTs per OLT that batching and steady state show, not the sessions' set-up
+    ap.add_argument("--onts", type=int, default=64, help="ONTs per OLT (contenders; "
                     "per-protocol uses one OLT with twice as many)")
-    ap.add_argument("--gateways", type=int, default=24,
+    ap.add_argument("--gateways", type=int, default=64,
                     help="gateways per protocol (per-protocol)")
     ap.add_argument("--only", help="contenders whose name contains this (case-insensitive)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON files")

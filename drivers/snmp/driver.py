@@ -162,6 +162,18 @@ class SnmpDriver(Driver[list[Varbind]]):
         """As ``get_config``: the same objects carry configuration and state."""
         return Snapshot(await self._read(filter), source="state")
 
+    async def get(self, oids: Sequence[str]) -> list[Varbind]:
+        """GET exactly these instances (split only if the agent says tooBig); an instance
+        the agent does not have comes back marked ``missing``."""
+        return await self._require().get(*oids)
+
+    async def walk(self, root: str, *, max_repetitions: int | None = None) -> list[Varbind]:
+        """Every object under ``root``. ``max_repetitions`` (default: the target's) bounds
+        what each GETBULK brings back, past the subtree's end too: a small one suits a
+        subtree of a few rows."""
+        client = self._require()
+        return [vb async for vb in client.walk(root, max_repetitions=max_repetitions)]
+
     async def _read(self, filter: Any) -> list[Varbind]:
         client = self._require()
         roots = [filter] if isinstance(filter, str) else list(filter or self.roots)

@@ -167,6 +167,8 @@ class HuaweiCli:
         g.add("display ont info <p:port> all", [GPON], self._ont_table)
         g.add("display ont info <p:port> <ontid:ontid>", [GPON], self._ont_detail)
         g.add("display service-port all", every, lambda a: disp.service_ports(self.olt))
+        g.add("display service-port port <fsp:fsp> ont <ontid:ontid>", every,
+              lambda a: disp.service_ports(self.olt, a.text("fsp"), a.number("ontid")))
         g.add("display current-configuration", every,
               lambda a: disp.current_configuration(self.olt, _PROFILES.get(self.olt, {})))
         g.add("display vlan all", every, lambda a: disp.vlans(self.olt))

@@ -143,9 +143,15 @@ def ont_detail(olt: Olt, onu: dv.OnuConfig, profiles: tuple[int, int] | None) ->
     return _text(lines)
 
 
-def service_ports(olt: Olt) -> str:
-    """``display service-port all``."""
+def service_ports(olt: Olt, port: str | None = None, ont_id: int | None = None) -> str:
+    """``display service-port all``, or ``display service-port port F/S/P ont ONT-ID``: the
+    service ports of one ONT (``port`` and ``ont_id``)."""
     indexes = oc.service_indexes(olt)
+    if port is not None:
+        wanted = oc.split_port(port)
+        indexes = {i: name for i, name in indexes.items()
+                   if (onu := olt.view.onus.get(olt.view.services[name].vani)) is not None
+                   and oc.split_port(onu.port) == wanted and onu.onu_id == ont_id}
     if not indexes:
         return _text(["  Failure: No service virtual port can be operated"])
     lines = [
@@ -162,14 +168,14 @@ def service_ports(olt: Olt) -> str:
         onu = olt.view.onus.get(svc.vani)
         fsp = oc.split_port(onu.port if onu else None)
         where = f"{fsp[0]}/{fsp[1]:<2}/{fsp[2]}" if fsp else "-"
-        ont_id = str(onu.onu_id) if onu is not None and onu.onu_id is not None else "-"
+        ont_no = str(onu.onu_id) if onu is not None and onu.onu_id is not None else "-"
         gem = str(svc.gemport_id) if svc.gemport_id is not None else "-"
         tdp = (svc.profile or "-")[:12]
         ont = by_vani.get(svc.vani)
         applied = ont is not None and ont.state == OntState.OPERATIONAL and svc.name in ont.applied
         state = "up" if applied else "down"
         up += state == "up"
-        lines.append(f"  {index:>5} {svc.s_vlan:>4} common   gpon {where:<7} {ont_id:<4} {gem:<5} "
+        lines.append(f"  {index:>5} {svc.s_vlan:>4} common   gpon {where:<7} {ont_no:<4} {gem:<5} "
                      f"vlan  {svc.c_vlan:<6} {tdp:<12} {tdp:<12} {state}")
     lines += [WIDE_RULE,
               f"   Total : {len(indexes)}  (Up/Down :    {up}/{len(indexes) - up})",

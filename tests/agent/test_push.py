@@ -190,6 +190,24 @@ async def test_a_refused_commit_is_rejected_with_the_devices_words(name: str,
     assert not olt.view.services_of(VANI)
 
 
+@pytest.mark.parametrize("name", ["sim-olt-snmp", "sim-olt-cli"])
+async def test_the_read_back_reads_the_onts_own_row(name: str, lab: Lab) -> None:
+    # The SNMP and CLI read-backs read the ONT's row (port and onu-id), not the OLT's whole
+    # table: the same ONT and service expected at another onu-id are not found there.
+    olt = lab.olts["olt1"]
+    async with make_driver(load_profile(name), lab, olt) as driver:
+        assert (await push_verified(driver, name, [SVC])).ok
+        assert (await verifier_for(driver, [ONT], [SVC])()).ok
+        elsewhere = dataclasses.replace(ONT, onu_id=ONT.onu_id + 1)
+        result = await verifier_for(driver, [elsewhere],
+                                    [dataclasses.replace(SVC, ont=elsewhere)])()
+        assert not result.ok
+        assert SERIAL in result.detail
+        # SNMP: no registration of the serial in that row; CLI: no service-port on that ONT
+        assert ("not reported by the OLT" if name == "sim-olt-snmp"
+                else "does not report service") in result.detail
+
+
 @pytest.mark.parametrize("name", PROFILES)
 async def test_an_offline_ont_fails_verification_as_a_connection_error(name: str,
                                                                        lab: Lab) -> None:

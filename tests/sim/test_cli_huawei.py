@@ -193,6 +193,23 @@ async def test_service_port_applies_the_service() -> None:
     assert "Total : 1  (Up/Down :    1/0)" in out
 
 
+def test_service_ports_of_one_ont() -> None:
+    cli = _cli()
+    provision_cli(cli, index=7, gemport=1234)  # ONT 1 on 0/1/0
+    run(cli, "interface gpon 0/1",  # still in config mode: ONT 2 and its service
+        "ont add 0 2 sn-auth SLNK0000BEEF omci ont-lineprofile-id 10 ont-srvprofile-id 20",
+        "ont port native-vlan 0 2 eth 1 vlan 10", "quit",
+        "service-port 8 vlan 100 gpon 0/1/0 ont 2 gemport 1235 multi-service user-vlan 10 "
+        "tag-transform translate-and-add inner-vlan 10")
+    out = run(cli, "display service-port port 0/1/0 ont 2")
+    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert [(r[0], r[6], r[7]) for r in rows] == [("8", "2", "1235")]  # index, ONT-ID, GEM
+    assert "Total : 1" in out
+    for other in ("port 0/1/0 ont 3", "port 0/1/1 ont 1"):
+        assert "No service virtual port" in run(cli, f"display service-port {other}")
+    assert "Total : 2" in run(cli, "display service-port all")
+
+
 def test_translate_form_and_named_traffic_table() -> None:
     cli = _cli()
     provision_netconf(cli.olt)  # creates tdp-100M
