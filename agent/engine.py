@@ -52,7 +52,16 @@ from agent.gateways import GatewayWriter
 from agent.intent import NAME, IntentError, OntIntent, ServiceIntent
 from agent.lines import LineStore
 from agent.profiles import Profile, load_profile
-from agent.push import OltQueue, Outcome, PushJob, PushResult, RetryPolicy, Stage, with_retries
+from agent.push import (
+    CONFIRM_TIMEOUT,
+    OltQueue,
+    Outcome,
+    PushJob,
+    PushResult,
+    RetryPolicy,
+    Stage,
+    with_retries,
+)
 from agent.render import Payload, RenderError, render, render_removal, render_service
 from agent.settings import Device, Settings, SettingsError
 from agent.status import ErrorClass, OrderFacts, OrderStatus, Status, compute_status
@@ -172,7 +181,7 @@ class Engine:
                  profiles: Callable[[str], Profile] = load_profile,
                  environ: Mapping[str, str] | None = None,
                  retry: RetryPolicy | None = None, verify_timeout: float = 10.0,
-                 confirm_timeout: float | None = 120, batch_window: float = 0.0,
+                 confirm_timeout: float | None = CONFIRM_TIMEOUT, batch_window: float = 0.0,
                  schedule: bool = True, max_sleep: float = 60.0,
                  gateway_retry: float = 60.0) -> None:
         self.store = store

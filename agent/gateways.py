@@ -38,6 +38,7 @@ from agent.intent import GatewayIntent, IntentError
 from agent.lines import Gateway, GatewayPhase, GatewayState, LineStore
 from agent.phan import Keyring, PhanError, url_for
 from agent.profiles import Profile, ProfileError, load_profile
+from agent.push import CONFIRM_TIMEOUT
 from agent.render import Payload, RenderError, render_gateway, render_gateway_clear
 from agent.settings import Settings, SettingsError
 from agent.status import ErrorClass
@@ -63,7 +64,7 @@ class GatewayWriter:
                  environ: Mapping[str, str] | None = None,
                  keyring: Keyring | None = None,
                  retry_interval: float = 60.0,
-                 confirm_timeout: float | None = 120) -> None:
+                 confirm_timeout: float | None = CONFIRM_TIMEOUT) -> None:
         self.lines = lines
         self.settings = settings
         self.limiter = limiter

@@ -46,6 +46,8 @@ from drivers.errors import CliRejectedError, DriverError, SnmpRejectedError
 from drivers.snmp import SnmpDriver
 from drivers.snmp.varbind import Varbind
 
+CONFIRM_TIMEOUT = 120.0  # seconds a confirmed commit waits for its confirm, by default
+
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
 
 
@@ -163,7 +165,7 @@ async def _refine(driver: Driver[Any], exc: DriverError,
 
 async def push(driver: Driver[Any], profile: Profile, onts: Sequence[OntIntent],
                services: Sequence[ServiceIntent], *, dry_run: bool = False,
-               confirm_timeout: float | None = 120, verify: Verify | None = None,
+               confirm_timeout: float | None = CONFIRM_TIMEOUT, verify: Verify | None = None,
                verify_timeout: float = 10.0, verify_interval: float = 0.1) -> PushResult:
     """One transaction of ``onts`` and ``services`` through ``profile`` on ``driver``.
 
@@ -493,7 +495,7 @@ class OltQueue:
     def __init__(self, make_driver: Callable[[], Driver[Any]], profile: Profile, *,
                  concurrency: int = 1, batch_window: float = 0.0, batch_max: int = 128,
                  retry: RetryPolicy | None = None, limiter: asyncio.Semaphore | None = None,
-                 verify: bool = True, confirm_timeout: float | None = 120,
+                 verify: bool = True, confirm_timeout: float | None = CONFIRM_TIMEOUT,
                  verify_timeout: float = 10.0) -> None:
         if concurrency < 1 or batch_max < 1:
             raise ValueError("concurrency and batch_max must be >= 1")

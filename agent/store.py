@@ -619,6 +619,15 @@ class PushTotals:
 # --- the store ----------------------------------------------------------------------------------
 
 
+def _snapshot(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn`` in one read transaction on ``conn``: a consistent snapshot."""
+    conn.execute("BEGIN")
+    try:
+        return fn(conn)
+    finally:
+        conn.execute("COMMIT")
+
+
 class Store:
     """The agent's SQLite store; use ``async with Store(path) as store:``."""
 
@@ -821,11 +830,7 @@ class Store:
         conn = self._reader
         if conn is None:
             raise StoreError(f"store {self.path} is not open")
-        conn.execute("BEGIN")
-        try:
-            return fn(conn)
-        finally:
-            conn.execute("COMMIT")
+        return _snapshot(conn, fn)
 
     async def _read_apart(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """:meth:`_read`, but in a thread of its own on a connection of its own, for the rare
@@ -837,11 +842,7 @@ class Store:
         def run() -> T:
             conn = self._open_reader()
             try:
-                conn.execute("BEGIN")
-                try:
-                    return fn(conn)
-                finally:
-                    conn.execute("COMMIT")
+                return _snapshot(conn, fn)
             finally:
                 conn.close()
 

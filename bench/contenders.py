@@ -66,7 +66,7 @@ from agent.intent import BandwidthProfile, OntIntent, ServiceIntent  # noqa: E40
 from agent.lines import Gateway as LineGateway  # noqa: E402
 from agent.lines import GatewayPhase, LineStore  # noqa: E402
 from agent.profiles import load_profile  # noqa: E402
-from agent.push import OltQueue, PushJob  # noqa: E402
+from agent.push import CONFIRM_TIMEOUT, OltQueue, PushJob  # noqa: E402
 from agent.render import render  # noqa: E402
 from agent.settings import Settings  # noqa: E402
 from bench.report import markdown_table  # noqa: E402
@@ -337,7 +337,7 @@ def ponctl_onts(protocol: str, *, batch_max: int = 32, concurrency: int = 4,
         limiter = asyncio.Semaphore(32)  # Settings.max_concurrent_pushes
         queues = [OltQueue(ponctl_driver(server, olt, protocol), profile,
                            concurrency=concurrency, batch_max=batch_max, limiter=limiter,
-                           verify=verify, confirm_timeout=120)  # Engine's default
+                           verify=verify, confirm_timeout=CONFIRM_TIMEOUT)
                   for olt in jobs]
         for q in queues:
             q.start()
